@@ -1,0 +1,220 @@
+"""Typed results: a point estimate with its NLL, classical loss, objective and convergence facts.
+
+Our Pyro fits and the reference fits return the same :class:`Fit`, so every comparison and
+report reads one shape. NLL, loss and objective are computed here from the parameters, on the
+user's scale and the training data, by the family's own functions and the exact Pyro model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import torch
+from pyro import poutine
+
+from .models import build_model
+from .priors import penalty_mapping
+from .spec import ModelSpec, check_X
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """NLL, classical loss and −log joint (NLL + −log prior for MAP) at one estimate."""
+
+    nll: float
+    loss: float
+    objective: float
+
+
+def _tensor(a):
+    return None if a is None else torch.as_tensor(np.asarray(a, dtype=np.float64))
+
+
+def linear_predictor(spec: ModelSpec, X, coef, intercept) -> torch.Tensor:
+    """``η = X coef + intercept`` as a float64 tensor."""
+    eta = _tensor(X) @ _tensor(coef)
+    return eta + _tensor(intercept) if spec.fit_intercept else eta
+
+
+def evaluate(spec: ModelSpec, X, y, coef, intercept, scale) -> Evaluation:
+    """Exact NLL, classical loss and objective of ``spec`` at the given parameters."""
+    family = spec.family
+    X_t, y_t = _tensor(X), _tensor(y)
+    eta = linear_predictor(spec, X, coef, intercept)
+    s = _tensor(scale if scale is not None else spec.noise_scale)
+    with torch.no_grad():
+        nll = family.nll(y_t, eta, s, spec.df)
+        loss = family.loss(y_t, eta, s, spec.df)
+        k = np.asarray(coef).shape[1] if family.multiclass else 1
+        model = build_model(spec, X_t.shape[1], k, noise_scale=s)
+        values = {"weight": _tensor(coef)}
+        if spec.fit_intercept:
+            values["bias"] = _tensor(intercept)
+        if spec.learns_scale:
+            values["scale"] = s
+        trace = poutine.trace(poutine.condition(model, data=values)).get_trace(X_t, y_t)
+        objective = -trace.log_prob_sum()
+    return Evaluation(float(nll), float(loss), float(objective))
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A point estimate (MLE or MAP) of one model, by our Pyro code or by a reference solver.
+
+    Attributes
+    ----------
+    spec:
+        The model (likelihood, estimator, prior, constants).
+    coef_, intercept_:
+        Weights ((d,) or (d, K)) and intercept (float or (K,)), on the user's scale.
+        Categorical MLE coefficients are not identifiable; they are reported centred over the
+        K classes (each row sums to zero), the convention under which they are unique.
+    scale_:
+        The noise scale (fixed or learned); None where the family has none.
+    converged, n_iter, grad_norm:
+        Whether the stated stopping criterion held, iterations used, final gradient norm
+        (∞-norm, on the optimiser's scale; NaN where the solver does not report one).
+    nll, loss, objective:
+        Training NLL, classical loss, and −log joint density (NLL + −log prior for MAP).
+    method:
+        Who computed it ("pyro AutoDelta + L-BFGS", "scikit-learn Ridge", …).
+    """
+
+    spec: ModelSpec
+    coef_: np.ndarray
+    intercept_: object
+    scale_: Optional[float]
+    converged: bool
+    n_iter: int
+    grad_norm: float
+    nll: float
+    loss: float
+    objective: float
+    n_samples: int
+    method: str
+    seed: Optional[int] = None
+    info: dict = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, spec: ModelSpec, X, y, coef, intercept, scale, **facts) -> "Fit":
+        """Normalise conventions and attach NLL, loss and objective on the training data."""
+        coef = np.asarray(coef, dtype=np.float64)
+        if spec.family.multiclass and not spec.is_map:
+            coef = coef - coef.mean(axis=1, keepdims=True)
+            if spec.fit_intercept:
+                intercept = np.asarray(intercept) - np.mean(intercept)
+        if spec.fit_intercept:
+            intercept = (
+                np.asarray(intercept, dtype=np.float64)
+                if spec.family.multiclass
+                else float(np.asarray(intercept).reshape(()))
+            )
+        else:
+            intercept = np.zeros(coef.shape[1]) if spec.family.multiclass else 0.0
+        if spec.family.has_scale:
+            scale = float(spec.noise_scale if spec.noise_scale is not None else scale)
+        else:
+            scale = None
+        ev = evaluate(spec, X, y, coef, intercept, scale)
+        return cls(
+            spec=spec,
+            coef_=coef,
+            intercept_=intercept,
+            scale_=scale,
+            nll=ev.nll,
+            loss=ev.loss,
+            objective=ev.objective,
+            n_samples=int(np.asarray(X).shape[0]),
+            **facts,
+        )
+
+    # --- predictions --------------------------------------------------------------------
+
+    def linear_predictor(self, X) -> np.ndarray:
+        """``η = X coef_ + intercept_``."""
+        X = check_X(X)
+        if X.shape[1] != self.coef_.shape[0]:
+            raise ValueError(f"X has {X.shape[1]} columns; the fit has {self.coef_.shape[0]}")
+        return linear_predictor(self.spec, X, self.coef_, self.intercept_).numpy()
+
+    def predict(self, X) -> np.ndarray:
+        """The mode of the predictive: mean (gaussian), median (laplace), location (studentt),
+        most probable class (bernoulli, categorical), ⌊μ⌋ (poisson; see :meth:`predict_mean`)."""
+        out = self.spec.family.predict(torch.as_tensor(self.linear_predictor(X))).numpy()
+        return out.astype(np.int64) if not self.spec.family.continuous else out
+
+    def predict_mean(self, X) -> np.ndarray:
+        """The predictive mean E[y | x] (probabilities of class 1 / each class for classifiers)."""
+        return self.spec.family.mean(torch.as_tensor(self.linear_predictor(X))).numpy()
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities: (n, 2) for bernoulli (as scikit-learn), (n, K) for categorical."""
+        if self.spec.likelihood == "bernoulli":
+            p1 = self.predict_mean(X)
+            return np.column_stack([1 - p1, p1])
+        if self.spec.likelihood == "categorical":
+            return self.predict_mean(X)
+        raise AttributeError(f"predict_proba is for classifiers; this is {self.spec.likelihood}")
+
+    # --- reporting ----------------------------------------------------------------------
+
+    @property
+    def penalty(self) -> dict[str, float]:
+        """The classical knobs this MAP fit equals (empty for MLE or when none corresponds)."""
+        if not self.spec.is_map:
+            return {}
+        return penalty_mapping(
+            self.spec.likelihood, self.spec.prior, self.spec.prior_scale, self.scale_,
+            self.n_samples,
+        )
+
+    def params(self) -> pd.DataFrame:
+        """Tidy table of the estimate: one row per parameter (name, value)."""
+        rows = []
+        coef = self.coef_
+        if coef.ndim == 1:
+            rows += [(f"coef[{j}]", v) for j, v in enumerate(coef)]
+        else:
+            rows += [(f"coef[{j},{k}]", coef[j, k]) for j in range(coef.shape[0])
+                     for k in range(coef.shape[1])]
+        if self.spec.fit_intercept:
+            icpt = np.atleast_1d(self.intercept_)
+            rows += [("intercept" if icpt.size == 1 and coef.ndim == 1 else f"intercept[{k}]", v)
+                     for k, v in enumerate(icpt)]
+        if self.scale_ is not None:
+            rows.append(("scale", self.scale_))
+        return pd.DataFrame(rows, columns=["parameter", "value"])
+
+    def summary(self) -> str:
+        """A readable report: model, estimate, NLL vs loss, convergence, penalty mapping."""
+        s = self.spec
+        fam = s.family
+        lines = [
+            f"bayesloss fit: {s.label()}   [{self.method}]",
+            f"  likelihood {s.likelihood} (link {fam.link}); loss = {fam.loss_name}",
+        ]
+        if s.is_map:
+            lines.append(
+                f"  prior {s.prior}(0, {s.prior_scale:g}) on the weights"
+                + (" and intercept" if s.penalize_intercept else "; intercept flat")
+                + f" → penalty {s.prior_spec.penalty_name}"
+            )
+            for name, value in self.penalty.items():
+                lines.append(f"    equals {name}: {value:.6g}")
+            if s.likelihood == "gaussian" and s.learns_scale:
+                lines.append("    (σ learned jointly: this is ridge/lasso at the fitted σ only)")
+        lines += [
+            f"  n = {self.n_samples}   NLL = {self.nll:.10g}   loss = {self.loss:.10g}"
+            f"   objective (−log joint) = {self.objective:.10g}",
+            f"  converged = {self.converged}   iterations = {self.n_iter}"
+            f"   |grad|∞ = {self.grad_norm:.2e}   seed = {self.seed}",
+        ]
+        table = self.params().to_string(index=False, float_format=lambda v: f"{v: .10g}")
+        lines += ["  " + line for line in table.splitlines()]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:  # dataclass repr would dump arrays and the spec
+        return f"Fit({self.spec.label()}, method={self.method!r}, converged={self.converged})"

@@ -1,0 +1,200 @@
+"""What a fit is asked to do (:class:`ModelSpec`), and the checks of its inputs.
+
+Every public entry point (``fit``, ``reference_fit``, ``compare``) goes through
+:func:`make_spec` and :func:`check_data`, so bad input fails the same way everywhere: a
+ValueError naming the problem, or a warning of ours where the fit still means something.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, replace
+from typing import Optional
+
+import numpy as np
+
+from .families import Family, get_family
+from .priors import Prior, get_prior
+
+ESTIMATORS = ("mle", "map")
+
+
+class ConvergenceWarning(UserWarning):
+    """A fit stopped before its convergence criterion held (like scikit-learn's)."""
+
+
+class IdentifiabilityWarning(UserWarning):
+    """The MLE is not unique (constant or duplicated columns); a MAP fit still is."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The model a fit stands for: likelihood, estimator and prior, and their constants.
+
+    ``noise_scale=None`` means the family's scale (σ, b) is learned with a flat prior on
+    (0, ∞); ``df`` is the Student-t likelihood's degrees of freedom, ``prior_df`` the Student-t
+    prior's. ``penalize_intercept`` puts the weight prior on the intercept too.
+    """
+
+    likelihood: str
+    estimator: str = "mle"
+    prior: str = "normal"
+    prior_scale: float = 1.0
+    noise_scale: Optional[float] = None
+    df: float = 4.0
+    prior_df: float = 3.0
+    fit_intercept: bool = True
+    penalize_intercept: bool = False
+
+    @property
+    def family(self) -> Family:
+        return get_family(self.likelihood)
+
+    @property
+    def prior_spec(self) -> Prior:
+        return get_prior(self.prior)
+
+    @property
+    def is_map(self) -> bool:
+        return self.estimator == "map"
+
+    @property
+    def effective_prior_df(self) -> float:
+        fixed = self.prior_spec.fixed_df
+        return self.prior_df if fixed is None else fixed
+
+    @property
+    def learns_scale(self) -> bool:
+        return self.family.has_scale and self.noise_scale is None
+
+    @property
+    def kinked(self) -> bool:
+        """The objective has kinks (Laplace likelihood, or a Laplace prior in a MAP fit)."""
+        return self.family.kinked or (self.is_map and self.prior_spec.kinked)
+
+    def label(self) -> str:
+        """A short name such as ``gaussian/map/normal`` (MLE rows carry no prior)."""
+        parts = [self.likelihood, self.estimator] + ([self.prior] if self.is_map else [])
+        if self.family.has_scale:
+            parts.append("σ learned" if self.learns_scale else f"σ={self.noise_scale:g}")
+        return "/".join(parts)
+
+
+def _positive(name, value):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number; got {value!r}") from None
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number; got {value!r}")
+    return value
+
+
+def make_spec(
+    likelihood: str,
+    *,
+    estimator: str = "mle",
+    prior: str = "normal",
+    prior_scale: float = 1.0,
+    noise_scale: Optional[float] = None,
+    df: float = 4.0,
+    prior_df: float = 3.0,
+    fit_intercept: bool = True,
+    penalize_intercept: bool = False,
+) -> ModelSpec:
+    """Validate the keywords shared by ``fit``, ``reference_fit`` and ``compare``."""
+    family = get_family(likelihood)
+    get_prior(prior)
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {estimator!r}; valid names are {list(ESTIMATORS)}")
+    spec = ModelSpec(
+        likelihood=likelihood,
+        estimator=estimator,
+        prior=prior,
+        prior_scale=_positive("prior_scale", prior_scale),
+        noise_scale=None if noise_scale is None else _positive("noise_scale", noise_scale),
+        df=_positive("df", df),
+        prior_df=_positive("prior_df", prior_df),
+        fit_intercept=bool(fit_intercept),
+        penalize_intercept=bool(penalize_intercept) and bool(fit_intercept),
+    )
+    if not family.has_scale and spec.noise_scale is not None:
+        raise ValueError(f"the {likelihood} likelihood has no noise scale; drop noise_scale")
+    return spec
+
+
+def check_X(X) -> np.ndarray:
+    """``X`` as a finite 2-d float64 array with at least one row."""
+    try:
+        X = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"X must be a numeric 2-d array: {err}") from None
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-d (n_samples, n_features); got shape {X.shape}")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"X is empty: shape {X.shape}")
+    if not np.isfinite(X).all():
+        raise ValueError("X contains NaN or inf")
+    return X
+
+
+def check_data(X, y, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Validate ``X`` and ``y`` for ``spec``; warn where the MLE is not unique.
+
+    Returns float64 ``X`` and the family's target (integer labels for categorical).
+    """
+    X = check_X(X)
+    y_arr = np.asarray(y)
+    if y_arr.ndim != 1:
+        raise ValueError(f"y must be 1-d; got shape {y_arr.shape}")
+    if y_arr.shape[0] != X.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} rows but y has {y_arr.shape[0]}")
+    try:
+        as_float = y_arr.astype(np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("y must be numeric") from None
+    if not np.isfinite(as_float).all():
+        raise ValueError("y contains NaN or inf")
+    y_arr = spec.family.check_target(y_arr)
+    if not spec.is_map:
+        _warn_unidentifiable(X, spec.fit_intercept)
+    return X, y_arr
+
+
+def _warn_unidentifiable(X: np.ndarray, fit_intercept: bool) -> None:
+    spread = np.ptp(X, axis=0)
+    if fit_intercept and (spread == 0).any():
+        cols = np.flatnonzero(spread == 0).tolist()
+        warnings.warn(
+            f"column(s) {cols} of X are constant: with an intercept the MLE is not unique",
+            IdentifiabilityWarning,
+            stacklevel=3,
+        )
+    _, first = np.unique(X, axis=1, return_index=True)
+    if first.size < X.shape[1]:
+        dup = sorted(set(range(X.shape[1])) - set(first.tolist()))
+        warnings.warn(
+            f"column(s) {dup} of X duplicate earlier columns: the MLE is not unique",
+            IdentifiabilityWarning,
+            stacklevel=3,
+        )
+
+
+def with_changes(spec: ModelSpec, **changes) -> ModelSpec:
+    """A copy of ``spec`` with some fields replaced (validated again)."""
+    fields = {f: getattr(spec, f) for f in spec.__dataclass_fields__}
+    fields.update(changes)
+    likelihood = fields.pop("likelihood")
+    return make_spec(likelihood, **fields)
+
+
+__all__ = [
+    "ConvergenceWarning",
+    "IdentifiabilityWarning",
+    "ModelSpec",
+    "make_spec",
+    "check_data",
+    "check_X",
+    "with_changes",
+    "replace",
+]
