@@ -35,12 +35,15 @@ class Prior:
     ``distribution(scale, df, smoothing)`` returns the Pyro distribution of one weight;
     ``kinked`` marks a log-density with a kink at zero (laplace), which fits smooth by
     continuation; ``df`` is fixed for ``cauchy`` (1) and taken from ``prior_df`` otherwise.
+    ``curvature(scale, df)`` is the penalty's second derivative at w = 0 (0 for the kinked
+    laplace), which the fits use to precondition.
     """
 
     name: str
     penalty_name: str
     kinked: bool
     distribution: Callable
+    curvature: Callable
     fixed_df: Optional[float] = None
 
 
@@ -56,24 +59,28 @@ PRIORS: dict[str, Prior] = {
         penalty_name="L2: Σ w²/(2τ²)",
         kinked=False,
         distribution=lambda scale, df, s: dist.Normal(0.0 * scale, scale),
+        curvature=lambda scale, df: 1.0 / scale**2,
     ),
     "laplace": Prior(
         name="laplace",
         penalty_name="L1: Σ |w|/b",
         kinked=True,
         distribution=_laplace_prior,
+        curvature=lambda scale, df: 0.0 * scale,
     ),
     "studentt": Prior(
         name="studentt",
         penalty_name="Student-t: (ν+1)/2 · Σ log(1 + w²/(ντ²))",
         kinked=False,
         distribution=lambda scale, df, s: dist.StudentT(df, 0.0 * scale, scale),
+        curvature=lambda scale, df: (df + 1) / (df * scale**2),
     ),
     "cauchy": Prior(
         name="cauchy",
         penalty_name="Cauchy: Σ log(1 + w²/τ²)",
         kinked=False,
         distribution=lambda scale, df, s: dist.StudentT(1.0, 0.0 * scale, scale),
+        curvature=lambda scale, df: 2.0 / scale**2,
         fixed_df=1.0,
     ),
 }

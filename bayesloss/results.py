@@ -30,7 +30,7 @@ class Evaluation:
 
 
 def _tensor(a):
-    return None if a is None else torch.as_tensor(np.asarray(a, dtype=np.float64))
+    return None if a is None else torch.as_tensor(np.array(a, dtype=np.float64))
 
 
 def linear_predictor(spec: ModelSpec, X, coef, intercept) -> torch.Tensor:
