@@ -1,0 +1,27 @@
+"""bayesloss: everyday machine-learning losses are negative log-likelihoods.
+
+Fit the explicit-likelihood Pyro model (MLE with the prior off, MAP with it on) and the
+classical loss with a trusted solver, and see both agree::
+
+    import bayesloss
+    ours = bayesloss.fit(X, y, "bernoulli", estimator="map", prior="normal", prior_scale=2.0)
+    ref = bayesloss.reference_fit(X, y, "bernoulli", estimator="map", prior="normal",
+                                  prior_scale=2.0)   # scikit-learn LogisticRegression(C=4)
+    bayesloss.compare(X, y, "bernoulli", estimator="map", prior_scale=2.0)  # tidy table
+"""
+
+from .compare import compare
+from .families import FAMILIES, Family, get_family
+from .inference import DivergenceError, fit
+from .priors import PRIORS, Prior, get_prior, penalty_mapping
+from .references import reference_fit
+from .results import Fit
+from .spec import ConvergenceWarning, IdentifiabilityWarning, ModelSpec, make_spec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "fit", "reference_fit", "compare", "Fit", "Family", "Prior", "ModelSpec", "make_spec",
+    "get_family", "get_prior", "penalty_mapping", "FAMILIES", "PRIORS",
+    "ConvergenceWarning", "IdentifiabilityWarning", "DivergenceError",
+]

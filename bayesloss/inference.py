@@ -27,10 +27,11 @@ change of variables, so the optimum is the user's MLE / MAP exactly; results are
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
@@ -50,6 +51,8 @@ DTYPE = torch.float64
 SMOOTHING_SCHEDULE = tuple(10.0**-k for k in range(1, 9))
 STAGE_ITER = 200  # per smoothing stage: later stages refine what earlier ones leave
 STALL_FACTOR = 100.0
+KINKED_TOL = 1e-8  # relative change of the exact objective over the last smoothing stage
+ZERO_THRESHOLD = 1e-6  # |w| (standardised units) the continuation leaves for an exact zero
 
 
 class DivergenceError(RuntimeError):
@@ -197,15 +200,12 @@ def _run_lbfgs(problem, guide, params, tol, max_iter):
     def loss_of(model):
         return lambda: elbo.differentiable_loss(model, guide, *args) / n
 
-    if not problem.spec.kinked:
-        n_iter, gnorm = _lbfgs_stage(loss_of(problem.model()), params, tol, max_iter)
-        # Near the optimum float64 may stop resolving the objective just above `tol`, and the
-        # line search stalls: that counts as converged only within a factor 100 of `tol`.
-        stalled = n_iter < max_iter and gnorm <= STALL_FACTOR * tol
-        stop = "gradient" if gnorm <= tol else "precision" if stalled else "max_iter"
-        return n_iter, gnorm, stop != "max_iter", {"stop": stop}
     exact = loss_of(problem.model())
+    if not problem.spec.kinked:
+        n_iter, gnorm = _lbfgs_stage(exact, params, tol, max_iter)
+        return (n_iter, gnorm) + _stop(n_iter, gnorm, tol, max_iter)
     total, previous, rel_change = 0, None, math.inf
+    shift = _class_shift(problem, guide)
     for eps in SMOOTHING_SCHEDULE:
         # A stage need not be solved more finely than its smoothing perturbs the optimum; near
         # the kinks the per-row loss stops resolving further progress at ~1e-13.
@@ -213,13 +213,93 @@ def _run_lbfgs(problem, guide, params, tol, max_iter):
             loss_of(problem.model(eps)), params, max(tol, 1e-2 * eps), STAGE_ITER, ftol=1e-13
         )
         total += n_iter
+        shift()
         with torch.no_grad():
             current = float(exact())
         if previous is not None:
             rel_change = abs(previous - current) / max(abs(current), 1.0)
         previous = current
-    return total, gnorm, rel_change <= tol, {"smoothing": SMOOTHING_SCHEDULE[-1],
-                                             "objective_rel_change": rel_change}
+    info = {"smoothing": SMOOTHING_SCHEDULE[-1], "objective_rel_change": rel_change}
+    if problem.spec.family.kinked:  # kinks in the residuals: judged on the objective
+        return total, gnorm, rel_change <= KINKED_TOL, info
+    return _polish_active_set(problem, guide, exact, tol, max_iter, total, info)
+
+
+def _class_shift(problem, guide):
+    """For softmax weights, a shift common to the K classes of one feature leaves the
+    likelihood unchanged, so only the prior pins it down, and through a kink (laplace prior) it
+    does so poorly for a gradient method. Return a step that sets each feature's shift to its
+    exact optimum, the median of its K weights."""
+    spec = problem.spec
+    if not (spec.family.multiclass and spec.is_map and spec.prior == "laplace"):
+        return lambda: None
+    weight = dict(guide.named_parameters())["weight_unconstrained"]
+
+    def shift():
+        with torch.no_grad():
+            weight.sub_(weight.median(dim=1, keepdim=True).values)
+
+    return shift
+
+
+def _stop(n_iter, gnorm, tol, max_iter):
+    """(converged, info) for a smooth L-BFGS run. Near the optimum float64 may stop resolving
+    the objective just above ``tol`` and the line search stalls: that counts as converged only
+    with the gradient within ``STALL_FACTOR`` of ``tol``."""
+    stalled = n_iter < max_iter and gnorm <= STALL_FACTOR * tol
+    stop = "gradient" if gnorm <= tol else "precision" if stalled else "max_iter"
+    return stop != "max_iter", {"stop": stop}
+
+
+def _polish_active_set(problem, guide, exact, tol, max_iter, n_iter, info):
+    """Finish a kinked-prior (lasso-type) MAP exactly: weights the continuation left at ~0 are
+    set to exactly 0, the others are refined on the exact objective, which is smooth there, and
+    the result is kept only if the zero weights satisfy the optimality condition
+    |∂NLL/∂w_j| ≤ 1/(n·b_j) and the objective did not get worse."""
+    named = dict(guide.named_parameters())
+    kinked_sites = ["weight"] + (["bias"] if problem.spec.penalize_intercept else [])
+    scales = {"weight": problem.model_kwargs["prior_scale"],
+              "bias": problem.model_kwargs["intercept_prior_scale"]}
+    params = list(named.values())
+    saved = [p.detach().clone() for p in params]
+    with torch.no_grad():
+        before = float(exact())
+    masks, hooks = {}, []
+    for site in kinked_sites:
+        p = named[f"{site}_unconstrained"]
+        with torch.no_grad():
+            masks[site] = (p.abs() > ZERO_THRESHOLD).to(p.dtype)
+            p.mul_(masks[site])
+        hooks.append(p.register_hook(lambda g, m=masks[site]: g * m))
+    try:
+        polish_iter, gnorm = _lbfgs_stage(exact, params, tol, max_iter)
+    finally:
+        for h in hooks:
+            h.remove()
+    # optimality at the zeros: the data gradient must not exceed the L1 slope 1/(n·b)
+    for p in params:
+        p.grad = None
+    exact().backward()
+    n = problem.X.shape[0]
+    kkt = -math.inf
+    for site in kinked_sites:
+        grad = named[f"{site}_unconstrained"].grad
+        scale = torch.as_tensor(scales[site])
+        scale = scale[:, None] if grad.dim() == 2 and scale.dim() == 1 else scale
+        slack = (grad.abs() - 1.0 / (n * scale)) * (1 - masks[site])
+        kkt = max(kkt, float(slack.max()))
+    with torch.no_grad():
+        after = float(exact())
+    converged, stop = _stop(polish_iter, gnorm, tol, max_iter)
+    ok = kkt <= STALL_FACTOR * tol and after <= before + 1e-15 * max(1.0, abs(before))
+    info.update(stop, polish="accepted" if ok else "rejected", kkt_violation=kkt,
+                zeros=int(sum(float((1 - m).sum()) for m in masks.values())))
+    if not ok:  # keep the continuation's answer, judged as for a kinked likelihood
+        with torch.no_grad():
+            for p, v in zip(params, saved):
+                p.copy_(v)
+        return n_iter + polish_iter, gnorm, info["objective_rel_change"] <= KINKED_TOL, info
+    return n_iter + polish_iter, gnorm, converged, info
 
 
 def _full_grad_norm(elbo, model, guide, params, X, y) -> float:
@@ -277,6 +357,38 @@ def _progress(total, enabled, desc):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, leave=False)
+
+
+@dataclass
+class _Run:
+    """One optimisation from one starting point (parameters in the preconditioned units)."""
+
+    point: dict
+    objective: float
+    n_iter: int
+    grad_norm: float
+    converged: bool
+    info: dict
+
+
+def _optimize(problem: _Problem, init: dict, *, optimizer, tol, max_iter, num_steps, lr,
+              batch_size, check_every, progress) -> _Run:
+    pyro.clear_param_store()  # two fits never share parameters
+    guide = AutoDelta(problem.model(), init_loc_fn=init_to_value(values=init))
+    guide(problem.X, problem.y)  # creates the guide's parameters
+    params = list(guide.parameters())
+    with pyro.validation_enabled(False):  # inputs were validated by fit(); skip per-step checks
+        if optimizer == "lbfgs":
+            n_iter, gnorm, converged, info = _run_lbfgs(problem, guide, params, tol, max_iter)
+        else:
+            n_iter, gnorm, converged, info = _run_adam(
+                problem, guide, params, tol, num_steps, lr, batch_size, check_every, progress
+            )
+        with torch.no_grad():
+            objective = float(Trace_ELBO().differentiable_loss(problem.model(), guide,
+                                                                problem.X, problem.y))
+            point = {k: v.detach().clone() for k, v in guide.median().items()}
+    return _Run(point, objective, n_iter, gnorm, converged, info)
 
 
 def _check_separation(spec: ModelSpec, fit: Fit, X: np.ndarray, y: np.ndarray) -> None:
@@ -346,8 +458,9 @@ def fit(
     batch_size:
         Minibatch size for ``"adam"`` (None: full batch).
     tol:
-        Gradient ∞-norm of the per-row objective (default 1e-9 for L-BFGS, 1e-7 for Adam); for
-        kinked objectives, the relative change of the exact objective over the last stage.
+        Gradient ∞-norm of the per-row objective on the full data (default 1e-9 for L-BFGS,
+        1e-7 for full-batch Adam, 5e-3 with minibatches); for kinked objectives, the relative
+        change of the exact objective over the last stage / check window.
     max_iter, num_steps, lr, check_every:
         L-BFGS iterations per stage; Adam steps, initial learning rate (decayed ×1e-3 over
         ``num_steps``), and how often Adam checks the full-data gradient.
@@ -381,39 +494,44 @@ def fit(
         if not 1 <= int(batch_size) <= X.shape[0]:
             raise ValueError(f"batch_size must be in 1..{X.shape[0]}; got {batch_size}")
         batch_size = int(batch_size)
-    tol = (1e-9 if optimizer == "lbfgs" else 1e-7) if tol is None else float(tol)
+    if tol is None:  # minibatch gradients are noisy: those fits aim at ~1e-2, not 1e-7
+        tol = 1e-9 if optimizer == "lbfgs" else 5e-3 if batch_size else 1e-7
+    tol = float(tol)
 
-    pyro.clear_param_store()  # two fits never share parameters
     pyro.set_rng_seed(seed)
     pre = Preconditioner.from_data(X, y, spec)
     Xp, yp = pre.data(X, y, spec)
     n_outputs = int(y.max()) + 1 if spec.family.multiclass else 1
     problem = _Problem(spec, Xp, yp, n_outputs, pre.model_kwargs(spec))
-    guide = AutoDelta(problem.model(), init_loc_fn=init_to_value(values=_initial_values(problem, y, pre)))
-    guide(Xp, yp)  # creates the guide's parameters
-    params = [p for p in guide.parameters()]
-
+    run = functools.partial(
+        _optimize, optimizer=optimizer, tol=tol, max_iter=max_iter, num_steps=num_steps, lr=lr,
+        batch_size=batch_size, check_every=check_every, progress=progress,
+    )
     start = time.perf_counter()
-    with pyro.validation_enabled(False):  # inputs were validated above; skip per-step checks
-        if optimizer == "lbfgs":
-            n_iter, gnorm, converged, info = _run_lbfgs(problem, guide, params, tol, max_iter)
-            method = "pyro AutoDelta + torch L-BFGS (strong Wolfe)"
-        else:
-            n_iter, gnorm, converged, info = _run_adam(
-                problem, guide, params, tol, num_steps, lr, batch_size, check_every, progress
-            )
-            method = "pyro SVI + ClippedAdam" + (f" (batch {batch_size})" if batch_size else "")
+    best = run(problem, _initial_values(problem, y, pre))
+    if spec.is_map and not spec.prior_spec.log_concave:
+        # Heavy-tailed priors give several local modes (a weight near 0, or near its data
+        # value): also start from the MLE (when it exists) and the normal-prior MAP, and keep
+        # the best optimum.
+        for start_spec in (replace(spec, estimator="mle"), replace(spec, prior="normal")):
+            first = run(replace(problem, spec=start_spec), _initial_values(problem, y, pre))
+            if first.converged:
+                other = run(problem, first.point)
+                other.info["start"] = start_spec.label()
+                other.n_iter += first.n_iter
+                best = min(best, other, key=lambda r: r.objective)
+    info, n_iter, gnorm = best.info, best.n_iter, best.grad_norm
     info["seconds"] = time.perf_counter() - start
-
-    with torch.no_grad():
-        point = {k: v.detach().numpy().copy() for k, v in guide.median().items()}
+    method = ("pyro AutoDelta + torch L-BFGS (strong Wolfe)" if optimizer == "lbfgs" else
+              "pyro SVI + ClippedAdam" + (f" (batch {batch_size})" if batch_size else ""))
+    point = {k: v.numpy() for k, v in best.point.items()}
     coef, intercept, scale = pre.to_user(point["weight"], point.get("bias"), point.get("scale"))
     result = Fit.build(
-        spec, X, y, coef, intercept, scale, converged=bool(converged), n_iter=n_iter,
+        spec, X, y, coef, intercept, scale, converged=bool(best.converged), n_iter=n_iter,
         grad_norm=gnorm, method=method, seed=seed, info=info,
     )
     _check_separation(spec, result, X, y)
-    if not converged:
+    if not best.converged:
         reached = (f"relative change of the exact objective {info['objective_rel_change']:.1e}"
                    if spec.kinked else f"|grad|∞ = {gnorm:.2e}")
         warnings.warn(

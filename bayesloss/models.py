@@ -91,12 +91,15 @@ def build_model(
         scale = None
         if family.has_scale:
             if fixed_scale is None:
-                scale = pyro.sample("scale", dist.LogNormal(torch.zeros((), dtype=dtype), 1.0).mask(False))
+                # flat on (0, ∞): a masked LogNormal keeps the positive support for AutoDelta
+                flat_positive = dist.LogNormal(torch.zeros((), dtype=dtype), 1.0).mask(False)
+                scale = pyro.sample("scale", flat_positive)
             else:
                 scale = torch.as_tensor(fixed_scale, dtype=dtype)
         with pyro.plate("data", X.shape[0], subsample_size=batch_size) as idx:
-            eta = mean_fn(X[idx], weight, bias)
-            obs = None if y is None else y[idx]
-            return pyro.sample("obs", family.distribution(eta, scale, spec.df, smoothing), obs=obs)
+            if batch_size is not None:  # indexing copies: skip it for the full batch
+                X, y = X[idx], None if y is None else y[idx]
+            eta = mean_fn(X, weight, bias)
+            return pyro.sample("obs", family.distribution(eta, scale, spec.df, smoothing), obs=y)
 
     return model

@@ -36,12 +36,14 @@ class Prior:
     ``kinked`` marks a log-density with a kink at zero (laplace), which fits smooth by
     continuation; ``df`` is fixed for ``cauchy`` (1) and taken from ``prior_df`` otherwise.
     ``curvature(scale, df)`` is the penalty's second derivative at w = 0 (0 for the kinked
-    laplace), which the fits use to precondition.
+    laplace), which the fits use to precondition. ``log_concave`` is False for the heavy-tailed
+    priors, whose MAP problems can have several local optima.
     """
 
     name: str
     penalty_name: str
     kinked: bool
+    log_concave: bool
     distribution: Callable
     curvature: Callable
     fixed_df: Optional[float] = None
@@ -56,6 +58,7 @@ def _laplace_prior(scale, df, smoothing):
 PRIORS: dict[str, Prior] = {
     "normal": Prior(
         name="normal",
+        log_concave=True,
         penalty_name="L2: Σ w²/(2τ²)",
         kinked=False,
         distribution=lambda scale, df, s: dist.Normal(0.0 * scale, scale),
@@ -63,6 +66,7 @@ PRIORS: dict[str, Prior] = {
     ),
     "laplace": Prior(
         name="laplace",
+        log_concave=True,
         penalty_name="L1: Σ |w|/b",
         kinked=True,
         distribution=_laplace_prior,
@@ -70,6 +74,7 @@ PRIORS: dict[str, Prior] = {
     ),
     "studentt": Prior(
         name="studentt",
+        log_concave=False,
         penalty_name="Student-t: (ν+1)/2 · Σ log(1 + w²/(ντ²))",
         kinked=False,
         distribution=lambda scale, df, s: dist.StudentT(df, 0.0 * scale, scale),
@@ -77,6 +82,7 @@ PRIORS: dict[str, Prior] = {
     ),
     "cauchy": Prior(
         name="cauchy",
+        log_concave=False,
         penalty_name="Cauchy: Σ log(1 + w²/τ²)",
         kinked=False,
         distribution=lambda scale, df, s: dist.StudentT(1.0, 0.0 * scale, scale),

@@ -71,7 +71,8 @@ class Fit:
     coef_, intercept_:
         Weights ((d,) or (d, K)) and intercept (float or (K,)), on the user's scale.
         Categorical MLE coefficients are not identifiable; they are reported centred over the
-        K classes (each row sums to zero), the convention under which they are unique.
+        K classes (each row sums to zero), the convention under which they are unique; so is a
+        categorical intercept with a flat prior (MLE or MAP).
     scale_:
         The noise scale (fixed or learned); None where the family has none.
     converged, n_iter, grad_norm:
@@ -102,9 +103,12 @@ class Fit:
     def build(cls, spec: ModelSpec, X, y, coef, intercept, scale, **facts) -> "Fit":
         """Normalise conventions and attach NLL, loss and objective on the training data."""
         coef = np.asarray(coef, dtype=np.float64)
-        if spec.family.multiclass and not spec.is_map:
-            coef = coef - coef.mean(axis=1, keepdims=True)
-            if spec.fit_intercept:
+        if spec.family.multiclass:
+            # softmax is unchanged by a shift common to the K classes: without a prior that
+            # shift is free for the weights (MLE), and for a flat intercept always
+            if not spec.is_map:
+                coef = coef - coef.mean(axis=1, keepdims=True)
+            if spec.fit_intercept and not spec.penalize_intercept:
                 intercept = np.asarray(intercept) - np.mean(intercept)
         if spec.fit_intercept:
             intercept = (

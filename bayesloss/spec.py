@@ -170,14 +170,26 @@ def _warn_unidentifiable(X: np.ndarray, fit_intercept: bool) -> None:
             IdentifiabilityWarning,
             stacklevel=3,
         )
-    _, first = np.unique(X, axis=1, return_index=True)
-    if first.size < X.shape[1]:
-        dup = sorted(set(range(X.shape[1])) - set(first.tolist()))
+    dup = _duplicated_columns(X)
+    if dup:
         warnings.warn(
             f"column(s) {dup} of X duplicate earlier columns: the MLE is not unique",
             IdentifiabilityWarning,
             stacklevel=3,
         )
+
+
+def _duplicated_columns(X: np.ndarray) -> list[int]:
+    """Columns equal to an earlier one: hash each column by a random projection (O(n·d)),
+    then confirm candidate pairs exactly."""
+    key = np.random.default_rng(0).standard_normal(X.shape[0]) @ X
+    dup = []
+    for j in range(1, X.shape[1]):
+        for i in np.flatnonzero(key[:j] == key[j]):
+            if np.array_equal(X[:, i], X[:, j]):
+                dup.append(j)
+                break
+    return dup
 
 
 def with_changes(spec: ModelSpec, **changes) -> ModelSpec:
