@@ -52,7 +52,8 @@ SMOOTHING_SCHEDULE = tuple(10.0**-k for k in range(1, 9))
 STAGE_ITER = 200  # per smoothing stage: later stages refine what earlier ones leave
 STALL_FACTOR = 100.0
 KINKED_TOL = 1e-8  # relative change of the exact objective over the last smoothing stage
-ZERO_THRESHOLD = 1e-6  # |w| (standardised units) the continuation leaves for an exact zero
+ZERO_THRESHOLD = 1e-6
+WHITEN_MIN_PIVOT = 1e-7  # whiten only designs with cond(Gram) below ~1e14  # |w| (standardised units) the continuation leaves for an exact zero
 
 
 class DivergenceError(RuntimeError):
@@ -61,22 +62,27 @@ class DivergenceError(RuntimeError):
 
 @dataclass(frozen=True)
 class Preconditioner:
-    """The affine change of variables ``x' = (x − m)/s``, ``y' = (y − m_y)/s_y``.
+    """The affine change of variables ``x' = (x − m)/s · U``, ``y' = (y − m_y)/s_y``.
 
-    Weights map as ``w' = w·s/s_y``; the intercept absorbs the offsets. When the intercept is
+    Weights map as ``w = U w'·s_y/s``; the intercept absorbs the offsets. When the intercept is
     penalised the offsets stay at zero, so its prior maps by scaling alone. For MAP, ``s`` also
     carries the prior's curvature (Jacobi scaling): a tight prior on one column would otherwise
-    make that direction far stiffer than the others.
+    make that direction far stiffer than the others, and ``U`` is the identity, which keeps
+    each weight's prior its own. For MLE there is no prior to keep separable, so ``U = L⁻ᵀ``
+    with ``L Lᵀ`` the standardised columns' Gram matrix / n: the columns become orthonormal
+    and ill-conditioned designs (Longley) are as easy as any.
     """
 
     x_mean: np.ndarray
     x_scale: np.ndarray
     y_mean: float
     y_scale: float
+    whiten: Optional[np.ndarray] = None
 
     @classmethod
     def from_data(cls, X: np.ndarray, y: np.ndarray, spec: ModelSpec) -> "Preconditioner":
         centre = spec.fit_intercept and not spec.penalize_intercept
+        x_mean = X.mean(axis=0) if centre else np.zeros(X.shape[1])
         x_scale = X.std(axis=0) if centre else np.sqrt((X**2).mean(axis=0))
         x_scale = np.where(x_scale > 0, x_scale, 1.0)
         y_mean, y_scale = 0.0, 1.0
@@ -89,11 +95,20 @@ class Preconditioner:
             tau = spec.prior_scale * x_scale / y_scale
             prior_curv = spec.prior_spec.curvature(tau, spec.effective_prior_df) / X.shape[0]
             x_scale = x_scale * np.sqrt(1.0 + prior_curv / data_curv)
-        x_mean = X.mean(axis=0) if centre else np.zeros(X.shape[1])
-        return cls(x_mean, x_scale, y_mean, y_scale)
+            return cls(x_mean, x_scale, y_mean, y_scale)
+        Z = (X - x_mean) / x_scale
+        try:
+            L = np.linalg.cholesky(Z.T @ Z / X.shape[0])
+        except np.linalg.LinAlgError:  # singular design (warned about): scaling only
+            return cls(x_mean, x_scale, y_mean, y_scale)
+        if np.diag(L).min() < WHITEN_MIN_PIVOT * np.diag(L).max():
+            return cls(x_mean, x_scale, y_mean, y_scale)
+        U = np.linalg.solve(L, np.eye(X.shape[1])).T
+        return cls(x_mean, x_scale, y_mean, y_scale, U)
 
     def data(self, X: np.ndarray, y: np.ndarray, spec: ModelSpec):
-        Xp = torch.as_tensor((X - self.x_mean) / self.x_scale, dtype=DTYPE)
+        Z = (X - self.x_mean) / self.x_scale
+        Xp = torch.as_tensor(Z if self.whiten is None else Z @ self.whiten, dtype=DTYPE)
         yp = (y - self.y_mean) / self.y_scale if spec.family.continuous else y
         return Xp, torch.as_tensor(yp, dtype=DTYPE)
 
@@ -108,6 +123,8 @@ class Preconditioner:
         return kw
 
     def to_user(self, weight: np.ndarray, bias, scale):
+        if self.whiten is not None:
+            weight = self.whiten @ weight
         s = self.x_scale[:, None] if weight.ndim == 2 else self.x_scale
         coef = weight * self.y_scale / s
         intercept = None
@@ -227,17 +244,21 @@ def _run_lbfgs(problem, guide, params, tol, max_iter):
 
 def _class_shift(problem, guide):
     """For softmax weights, a shift common to the K classes of one feature leaves the
-    likelihood unchanged, so only the prior pins it down, and through a kink (laplace prior) it
-    does so poorly for a gradient method. Return a step that sets each feature's shift to its
-    exact optimum, the median of its K weights."""
+    likelihood unchanged, so only the prior pins it down: through a kink (laplace), or with
+    almost no curvature when the prior is wide, poorly for a gradient method. Return a step
+    that sets each feature's shift to its exact optimum, the median (laplace) or the mean
+    (normal) of its K weights; it can only lower the objective."""
     spec = problem.spec
-    if not (spec.family.multiclass and spec.is_map and spec.prior == "laplace"):
+    if not (spec.family.multiclass and spec.is_map and spec.prior in ("laplace", "normal")):
         return lambda: None
     weight = dict(guide.named_parameters())["weight_unconstrained"]
 
     def shift():
         with torch.no_grad():
-            weight.sub_(weight.median(dim=1, keepdim=True).values)
+            if spec.prior == "laplace":
+                weight.sub_(weight.median(dim=1, keepdim=True).values)
+            else:
+                weight.sub_(weight.mean(dim=1, keepdim=True))
 
     return shift
 
@@ -315,14 +336,22 @@ def _full_grad_norm(elbo, model, guide, params, X, y) -> float:
 
 
 def _run_adam(problem, guide, params, tol, num_steps, lr, batch_size, check_every, progress):
+    """SVI with ClippedAdam, the learning rate decaying geometrically over ``num_steps``.
+
+    Smooth objectives stop once the full-data gradient ∞-norm is ≤ ``tol``. At a kink no
+    gradient gets small and the iterate hovers within about one learning rate of it, so
+    kinked objectives run the whole schedule (down to 1e-4 of ``lr``) and count as converged
+    when the exact objective changed by ≤ ``tol`` (relative) over the last check window.
+    """
     spec = problem.spec
     model = problem.model()
-    final_lr_ratio = 1e-3
+    final_lr_ratio = 1e-4 if spec.kinked else 1e-3
     optim = ClippedAdam({"lr": lr, "lrd": final_lr_ratio ** (1.0 / num_steps), "clip_norm": 1e6})
     svi = SVI(model, guide, optim, Trace_ELBO())
     elbo = Trace_ELBO()
     X, y = problem.X, problem.y
     bar = _progress(num_steps, progress, f"adam {spec.label()}")
+    shift = _class_shift(problem, guide)
     exact_prev, rel_change, gnorm, step = None, math.inf, math.inf, 0
     for step in range(1, num_steps + 1):
         loss = svi.step(X, y, batch_size)
@@ -330,20 +359,22 @@ def _run_adam(problem, guide, params, tol, num_steps, lr, batch_size, check_ever
             _raise_if_bad(torch.tensor(loss), "Adam (SVI)")
         if bar is not None:
             bar.update(1)
-        if step % check_every == 0 or step == num_steps:
-            gnorm = _full_grad_norm(elbo, model, guide, params, X, y)
-            if spec.kinked:  # no small gradient at a kink: watch the exact objective instead
+        if step % check_every == 0:
+            shift()
+        if spec.kinked:
+            if step > num_steps - check_every:  # the last window, to measure its change
                 with torch.no_grad():
                     exact = float(elbo.differentiable_loss(model, guide, X, y)) / X.shape[0]
-                if exact_prev is not None:
-                    rel_change = abs(exact_prev - exact) / max(abs(exact), 1.0)
-                exact_prev = exact
-                if rel_change <= tol:
-                    break
-            elif gnorm <= tol:
+                exact_prev = exact if exact_prev is None else exact_prev
+                rel_change = abs(exact_prev - exact) / max(abs(exact), 1.0)
+        elif step % check_every == 0 or step == num_steps:
+            gnorm = _full_grad_norm(elbo, model, guide, params, X, y)
+            if gnorm <= tol:
                 break
     if bar is not None:
         bar.close()
+    if spec.kinked:
+        gnorm = _full_grad_norm(elbo, model, guide, params, X, y)
     converged = rel_change <= tol if spec.kinked else gnorm <= tol
     info = {"lr": lr, "final_lr_ratio": final_lr_ratio}
     if spec.kinked:
@@ -384,6 +415,7 @@ def _optimize(problem: _Problem, init: dict, *, optimizer, tol, max_iter, num_st
             n_iter, gnorm, converged, info = _run_adam(
                 problem, guide, params, tol, num_steps, lr, batch_size, check_every, progress
             )
+        _class_shift(problem, guide)()
         with torch.no_grad():
             objective = float(Trace_ELBO().differentiable_loss(problem.model(), guide,
                                                                 problem.X, problem.y))
@@ -429,7 +461,7 @@ def fit(
     seed: int = 0,
     tol: Optional[float] = None,
     max_iter: int = 1000,
-    num_steps: int = 20000,
+    num_steps: Optional[int] = None,
     lr: float = 0.02,
     check_every: int = 100,
     progress: bool = False,
@@ -462,8 +494,9 @@ def fit(
         1e-7 for full-batch Adam, 5e-3 with minibatches); for kinked objectives, the relative
         change of the exact objective over the last stage / check window.
     max_iter, num_steps, lr, check_every:
-        L-BFGS iterations per stage; Adam steps, initial learning rate (decayed ×1e-3 over
-        ``num_steps``), and how often Adam checks the full-data gradient.
+        L-BFGS iterations; Adam's step budget (default 20,000; 5,000 for kinked objectives,
+        which run it whole), initial learning rate (decayed ×1e-3 over ``num_steps``, ×1e-4
+        when kinked), and how often Adam checks the full-data gradient.
     seed:
         Seeds Pyro / torch (minibatch order, initialisation draws).
 
@@ -497,6 +530,8 @@ def fit(
     if tol is None:  # minibatch gradients are noisy: those fits aim at ~1e-2, not 1e-7
         tol = 1e-9 if optimizer == "lbfgs" else 5e-3 if batch_size else 1e-7
     tol = float(tol)
+    if num_steps is None:  # a kinked objective runs its whole (shorter) schedule
+        num_steps = 5000 if spec.kinked else 20000
 
     pyro.set_rng_seed(seed)
     pre = Preconditioner.from_data(X, y, spec)

@@ -178,6 +178,7 @@ def test_non_convergence_warns_with_our_warning_class(gauss):
     assert not fit.converged
 
 
+@pytest.mark.filterwarnings("ignore:Encountered NaN")  # Pyro's own notice before ours raises
 def test_divergence_raises_a_clear_error():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(50, 2)) * 1e3

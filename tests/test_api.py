@@ -1,0 +1,159 @@
+"""The Fit contract: attributes, predictions against scikit-learn's, NLL vs loss on a fitted
+model, the penalty mapping, independence of fits, seeds, and the command line."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats as st
+from sklearn.linear_model import LogisticRegression, Ridge
+
+import bayesloss
+from bayesloss.cli import main
+from bayesloss.data import load_dataset, make_synthetic
+
+
+def assert_same_effects(coef_a, coef_b, X, y, tol):
+    """Weights agree in their natural unit: each column's effect |Δw_j|·sd(x_j) ≤ tol·sd(y)."""
+    effect = np.abs(np.asarray(coef_a) - np.asarray(coef_b)) * X.std(axis=0)
+    assert effect.max() <= tol * y.std(), effect / y.std()
+
+
+@pytest.fixture(scope="module")
+def gauss():
+    d = make_synthetic("gaussian", n=300, d=4, seed=2)
+    return d.X, d.y
+
+
+def test_fit_attributes_and_nll_loss_identity(gauss):
+    X, y = gauss
+    fit = bayesloss.fit(X, y, "gaussian")
+    assert fit.coef_.shape == (4,) and isinstance(fit.intercept_, float)
+    assert fit.converged and fit.n_iter > 0 and fit.grad_norm < 1e-7
+    resid = y - X @ fit.coef_ - fit.intercept_
+    sse = float(resid @ resid)
+    # σ̂² = RSS/n in closed form, and the NLL written through the loss (SSE)
+    assert fit.scale_ == pytest.approx(math.sqrt(sse / len(y)), rel=1e-8)
+    assert fit.loss == pytest.approx(sse, rel=1e-12)
+    assert fit.nll == pytest.approx(-st.norm.logpdf(y, y - resid, fit.scale_).sum(), rel=1e-12)
+    assert fit.nll == pytest.approx(
+        len(y) / 2 * math.log(2 * math.pi * fit.scale_**2) + sse / (2 * fit.scale_**2), rel=1e-12)
+    assert fit.objective == pytest.approx(fit.nll, rel=1e-12)  # MLE: no prior term
+
+
+def test_map_objective_adds_the_negative_log_prior(gauss):
+    X, y = gauss
+    fit = bayesloss.fit(X, y, "gaussian", estimator="map", prior="laplace", prior_scale=0.5,
+                        noise_scale=1.3)
+    penalty = -st.laplace.logpdf(fit.coef_, 0, 0.5).sum()
+    assert fit.objective == pytest.approx(fit.nll + penalty, rel=1e-12)
+
+
+def test_ridge_summary_states_the_penalty_it_equals(gauss):
+    X, y = gauss
+    fit = bayesloss.fit(X, y, "gaussian", estimator="map", prior="normal", prior_scale=0.2,
+                        noise_scale=1.5)
+    lam = 1.5**2 / 0.2**2
+    (name, value), = fit.penalty.items()
+    assert "ridge λ" in name and value == pytest.approx(lam)
+    ridge = Ridge(alpha=lam, solver="cholesky").fit(X, y)
+    assert_same_effects(fit.coef_, ridge.coef_, X, y, 1e-7)
+    text = fit.summary()
+    assert "ridge λ" in text and f"{lam:.6g}" in text and "converged = True" in text
+
+
+def test_classifier_predictions_match_sklearn():
+    d = load_dataset("breast_cancer")
+    fit = bayesloss.fit(d.X, d.y, "bernoulli", estimator="map", prior_scale=1.0)
+    sk = LogisticRegression(C=1.0, solver="newton-cholesky", tol=1e-12, max_iter=500).fit(d.X, d.y)
+    proba = fit.predict_proba(d.X)
+    assert proba.shape == (len(d.y), 2)
+    np.testing.assert_allclose(proba, sk.predict_proba(d.X), atol=1e-7)
+    np.testing.assert_array_equal(fit.predict(d.X), sk.predict(d.X))
+    assert fit.penalty == {"sklearn LogisticRegression C = τ²": 1.0}
+
+
+def test_softmax_probabilities_match_sklearn():
+    d = load_dataset("wine")
+    fit = bayesloss.fit(d.X, d.y, "categorical", estimator="map", prior_scale=1.0)
+    sk = LogisticRegression(C=1.0, solver="newton-cholesky", tol=1e-12, max_iter=500).fit(d.X, d.y)
+    assert fit.coef_.shape == (13, 3) and fit.intercept_.shape == (3,)
+    np.testing.assert_allclose(fit.predict_proba(d.X), sk.predict_proba(d.X), atol=1e-7)
+    np.testing.assert_array_equal(fit.predict(d.X), sk.predict(d.X))
+
+
+def test_fits_do_not_share_parameters(gauss):
+    X, y = gauss
+    first = bayesloss.fit(X, y, "gaussian")
+    bayesloss.fit(X * 3.0, -y, "gaussian", estimator="map", noise_scale=1.0)
+    again = bayesloss.fit(X, y, "gaussian")
+    np.testing.assert_array_equal(first.coef_, again.coef_)
+
+
+def test_minibatch_fits_are_reproducible_by_seed(gauss):
+    X, y = gauss
+    kw = dict(optimizer="adam", batch_size=32, num_steps=300, tol=0.0, noise_scale=1.0)
+    with pytest.warns(bayesloss.ConvergenceWarning):
+        a = bayesloss.fit(X, y, "gaussian", seed=5, **kw)
+    with pytest.warns(bayesloss.ConvergenceWarning):
+        b = bayesloss.fit(X, y, "gaussian", seed=5, **kw)
+    with pytest.warns(bayesloss.ConvergenceWarning):
+        c = bayesloss.fit(X, y, "gaussian", seed=6, **kw)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    assert np.abs(a.coef_ - c.coef_).max() > 0
+
+
+def test_penalized_intercept_equals_a_ones_column(gauss):
+    X, y = gauss
+    with_icpt = bayesloss.fit(X, y, "gaussian", estimator="map", noise_scale=1.0,
+                              prior_scale=0.3, penalize_intercept=True)
+    ones = bayesloss.fit(np.column_stack([X, np.ones(len(y))]), y, "gaussian", estimator="map",
+                         noise_scale=1.0, prior_scale=0.3, fit_intercept=False)
+    assert_same_effects(with_icpt.coef_, ones.coef_[:-1], X, y, 1e-7)
+    assert abs(with_icpt.intercept_ - ones.coef_[-1]) <= 1e-7 * y.std()
+
+
+def test_no_intercept_matches_lstsq(gauss):
+    X, y = gauss
+    fit = bayesloss.fit(X, y, "gaussian", fit_intercept=False)
+    assert_same_effects(fit.coef_, np.linalg.lstsq(X, y, rcond=None)[0], X, y, 1e-7)
+    assert fit.intercept_ == 0.0
+
+
+def test_compare_returns_a_tidy_table(gauss):
+    X, y = gauss
+    table = bayesloss.compare(X, y, "gaussian", estimator="map", noise_scale=1.0)
+    assert {"family", "estimator", "prior", "parameter", "ours", "reference", "abs_err",
+            "rel_err", "tolerance", "passed"} <= set(table.columns)
+    assert list(table["parameter"])[-1] == "objective"
+    assert len(table) == 4 + 1 + 1 + 1  # weights, intercept, fixed scale, objective
+    assert table["passed"].all()
+
+
+def test_cli_check_json_and_out(tmp_path, capsys):
+    code = main(["check", "--data", "real", "--family", "poisson", "--json",
+                 "--out", str(tmp_path)])
+    rows = json.loads(capsys.readouterr().out)
+    assert code == 0 and len(rows) == 3 and all(r["passed"] is True for r in rows)
+    summary = pd.read_csv(tmp_path / "check_summary.csv")
+    assert set(summary["data"]) == {"cpunish", "randhie"}
+    assert (tmp_path / "check_rows.csv").exists()
+
+
+def test_cli_check_exit_code_is_1_when_a_row_fails(monkeypatch, capsys):
+    import importlib
+
+    compare = importlib.import_module("bayesloss.compare")  # the module, not the function
+    # make every tolerance impossible: the same fits must now be reported as failures
+    monkeypatch.setattr(compare, "tolerances", lambda *a, **k: (0.0, -1.0))
+    assert main(["check", "--data", "real", "--family", "poisson"]) == 1
+    assert "FAIL" in capsys.readouterr().out
+
+
+def test_cli_fit_prints_a_summary(capsys):
+    assert main(["fit", "bernoulli", "--data", "breast_cancer", "--estimator", "map",
+                 "--reference"]) == 0
+    out = capsys.readouterr().out
+    assert "LogisticRegression C = τ²" in out and "scikit-learn" in out
