@@ -8,7 +8,7 @@ ValueError naming the problem, or a warning of ours where the fit still means so
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -208,5 +208,4 @@ __all__ = [
     "check_data",
     "check_X",
     "with_changes",
-    "replace",
 ]
