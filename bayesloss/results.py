@@ -102,7 +102,7 @@ class Fit:
     @classmethod
     def build(cls, spec: ModelSpec, X, y, coef, intercept, scale, **facts) -> "Fit":
         """Normalise conventions and attach NLL, loss and objective on the training data."""
-        coef = np.asarray(coef, dtype=np.float64)
+        coef = np.asarray(coef, dtype=np.float64) + 0.0  # + 0.0 turns exact −0 into 0
         if spec.family.multiclass:
             # softmax is unchanged by a shift common to the K classes: without a prior that
             # shift is free for the weights (MLE), and for a flat intercept always
