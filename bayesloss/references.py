@@ -1265,8 +1265,8 @@ def reference_fit(
     Same keywords and the same model as ``bayesloss.fit``; returns a :class:`Fit` whose
     ``method`` names the solver and whose ``converged`` is the solver's own verdict.
     A penalised intercept is fitted as an appended column of ones with the weights' prior.
-    Categorical intercepts with a flat prior are identified only up to a common shift and are
-    returned centred (sum zero), as ``Fit`` does for the MLE.
+    Categorical intercepts with a flat prior are identified only up to a common shift;
+    :meth:`Fit.build` reports them centred (sum zero), as for our fits.
     """
     spec = make_spec(likelihood, estimator=estimator, prior=prior, prior_scale=prior_scale,
                      noise_scale=noise_scale, df=df, prior_df=prior_df,
@@ -1283,9 +1283,6 @@ def reference_fit(
     coef, intercept = pb.to_user(sol.theta)
     if augment:
         coef, intercept = coef[:-1], coef[-1]
-    elif spec.family.multiclass and spec.fit_intercept:
-        # flat-prior softmax intercepts are defined up to a common shift: report them centred
-        intercept = intercept - intercept.mean()
     scale = None if sol.scale is None else sol.scale * pb.y_scale
     info = dict(sol.info)
     return Fit.build(spec, X, y, coef, intercept, scale, converged=bool(sol.converged),
