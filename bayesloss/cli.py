@@ -97,9 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="minibatch size (adam only)")
     check.add_argument(
         "--data", choices=["all", "synthetic", "real"], default=None,
-        help="which cases (default: all for lbfgs; synthetic for adam, whose diagonal "
-        "preconditioning does not reach 1e-4 on collinear real designs such as breast_cancer "
-        "within its default budget)")
+        help="which cases (default: all for lbfgs; synthetic for adam, which does not reach "
+        "1e-4 with a laplace prior on collinear real designs, breast_cancer and wine, within "
+        "its default budget)")
     check.add_argument("--family", action="append", choices=sorted(FAMILIES),
                        help="restrict to these families (repeatable)")
     check.add_argument("--seed", type=int, default=0)

@@ -74,9 +74,11 @@ class Preconditioner:
     penalised the offsets stay at zero, so its prior maps by scaling alone. For MAP, ``s`` also
     carries the prior's curvature (Jacobi scaling): a tight prior on one column would otherwise
     make that direction far stiffer than the others, and ``U`` is the identity, which keeps
-    each weight's prior its own. For MLE there is no prior to keep separable, so ``U = L⁻ᵀ``
-    with ``L Lᵀ`` the standardised columns' Gram matrix / n: the columns become orthonormal
-    and ill-conditioned designs (Longley) are as easy as any.
+    each weight's prior its own. Where no separable prior needs keeping (MLE) or the prior is
+    normal, whose image under any linear map is again normal (a ``MultivariateNormal``),
+    ``U = L⁻ᵀ`` with ``L Lᵀ`` the standardised Gram matrix / n plus the prior's curvature:
+    the Hessian becomes about the identity, and ill-conditioned designs (Longley, collinear
+    real data) are as easy as any.
     """
 
     x_mean: np.ndarray
@@ -95,35 +97,51 @@ class Preconditioner:
         if spec.family.continuous:
             y_mean = float(y.mean()) if centre else 0.0
             y_scale = float(np.sqrt(((y - y_mean) ** 2).mean())) or 1.0
+        # per-row curvature of the data term and of the prior, in standardised units
+        data_curv = (y_scale / spec.noise_scale) ** 2 if spec.noise_scale else 1.0
+        prior_curv = np.zeros(X.shape[1])
         if spec.is_map:
-            # per-row Hessian diagonal ≈ data curvature + prior curvature / n, in these units
-            data_curv = (y_scale / spec.noise_scale) ** 2 if spec.noise_scale else 1.0
             tau = spec.prior_scale * x_scale / y_scale
             prior_curv = spec.prior_spec.curvature(tau, spec.effective_prior_df) / X.shape[0]
-            x_scale = x_scale * np.sqrt(1.0 + prior_curv / data_curv)
-            return cls(x_mean, x_scale, y_mean, y_scale)
-        Z = (X - x_mean) / x_scale
-        try:
-            L = np.linalg.cholesky(Z.T @ Z / X.shape[0])
-        except np.linalg.LinAlgError:  # singular design (warned about): scaling only
-            return cls(x_mean, x_scale, y_mean, y_scale)
-        if np.diag(L).min() < WHITEN_MIN_PIVOT * np.diag(L).max():
-            return cls(x_mean, x_scale, y_mean, y_scale)
-        U = np.linalg.solve(L, np.eye(X.shape[1])).T
-        return cls(x_mean, x_scale, y_mean, y_scale, U)
+        whitenable = not spec.is_map or (
+            spec.prior == "normal" and not spec.family.multiclass and not spec.penalize_intercept
+        )
+        if whitenable:
+            # the standardised Gram matrix from one pass over X; it need not be exact (any
+            # invertible U gives the same model), only close enough to condition it
+            gram = (X.T @ X / X.shape[0] - np.outer(x_mean, x_mean)) / np.outer(x_scale, x_scale)
+            hessian = gram + np.diag(prior_curv / data_curv)
+            try:
+                L = np.linalg.cholesky(hessian)
+            except np.linalg.LinAlgError:  # singular design (warned about): scaling only
+                L = None
+            if L is not None and np.diag(L).min() >= WHITEN_MIN_PIVOT * np.diag(L).max():
+                U = np.linalg.solve(L, np.eye(X.shape[1])).T
+                return cls(x_mean, x_scale, y_mean, y_scale, U)
+        # Jacobi: scale each column by the square root of its Hessian diagonal
+        x_scale = x_scale * np.sqrt(1.0 + prior_curv / data_curv)
+        return cls(x_mean, x_scale, y_mean, y_scale)
 
     def data(self, X: np.ndarray, y: np.ndarray, spec: ModelSpec):
-        Z = (X - self.x_mean) / self.x_scale
-        Xp = torch.as_tensor(Z if self.whiten is None else Z @ self.whiten, dtype=DTYPE)
+        if self.whiten is None:
+            Xp = (X - self.x_mean) / self.x_scale
+        else:  # ((X − m)/s) U in one product
+            A = self.whiten / self.x_scale[:, None]
+            Xp = X @ A - self.x_mean @ A
+        Xp = torch.as_tensor(Xp, dtype=DTYPE)
         yp = (y - self.y_mean) / self.y_scale if spec.family.continuous else y
         return Xp, torch.as_tensor(yp, dtype=DTYPE)
 
     def model_kwargs(self, spec: ModelSpec) -> dict:
-        """Per-column prior scales and the fixed noise scale in the standardised variables."""
+        """The prior (per-column scales, or a precision matrix when whitened) and the fixed
+        noise scale in the preconditioned variables."""
+        tau = spec.prior_scale * self.x_scale / self.y_scale
         kw = {
-            "prior_scale": torch.as_tensor(spec.prior_scale * self.x_scale / self.y_scale),
+            "prior_scale": torch.as_tensor(tau),
             "intercept_prior_scale": spec.prior_scale / self.y_scale,
         }
+        if self.whiten is not None and spec.is_map:  # w_std = U w' with w_std ~ N(0, diag τ²)
+            kw["prior_precision"] = torch.as_tensor(self.whiten.T @ (self.whiten / tau[:, None]**2))
         if spec.noise_scale is not None:
             kw["noise_scale"] = spec.noise_scale / self.y_scale
         return kw

@@ -16,6 +16,7 @@ Sites: ``weight`` ((d,) or (d, K)), ``bias`` (() or (K,)), ``scale`` (learned no
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Optional
 
 import pyro
@@ -29,6 +30,11 @@ def linear_mean(X: torch.Tensor, weight: torch.Tensor, bias) -> torch.Tensor:
     """The linear predictor ``η = X w + b`` ((n,) or (n, K))."""
     eta = X @ weight
     return eta if bias is None else eta + bias
+
+
+@functools.lru_cache(maxsize=16)
+def _all_rows(n: int) -> torch.Tensor:
+    return torch.arange(n)
 
 
 def _flat(shape, dtype):
@@ -45,6 +51,7 @@ def build_model(
     n_outputs: int = 1,
     *,
     prior_scale=None,
+    prior_precision=None,
     intercept_prior_scale=None,
     noise_scale=None,
     smoothing: float = 0.0,
@@ -57,7 +64,9 @@ def build_model(
     ``noise_scale`` default to the spec's; a fit passes per-column values when it works on
     standardised columns, which is the same model under a linear change of variables.
     ``smoothing`` > 0 replaces kinked log-densities by their smooth surrogate (see
-    :mod:`bayesloss.distributions`); 0 is the exact model.
+    :mod:`bayesloss.distributions`); 0 is the exact model. ``prior_precision`` (d × d; normal
+    prior, one output) replaces the independent prior by ``MultivariateNormal(0, precision)``:
+    the same normal prior seen through a non-diagonal linear change of variables.
     """
     family, prior = spec.family, spec.prior_spec
     multiclass = family.multiclass
@@ -80,8 +89,18 @@ def build_model(
             d = d.to_event(len(shape))
         return d if map_on else d.mask(False)
 
+    if prior_precision is not None:
+        if spec.prior != "normal" or multiclass:
+            raise ValueError("prior_precision is for a normal prior on one output")
+        precision = torch.as_tensor(prior_precision, dtype=dtype)
+        w_prior = dist.MultivariateNormal(torch.zeros(n_features, dtype=dtype),
+                                          precision_matrix=precision)
+        w_prior = w_prior if map_on else w_prior.mask(False)
+    else:
+        w_prior = weight_prior(tau, w_shape)
+
     def model(X: torch.Tensor, y: Optional[torch.Tensor] = None, batch_size: Optional[int] = None):
-        weight = pyro.sample("weight", weight_prior(tau, w_shape))
+        weight = pyro.sample("weight", w_prior)
         bias = None
         if spec.fit_intercept:
             if spec.penalize_intercept:
@@ -96,7 +115,10 @@ def build_model(
                 scale = pyro.sample("scale", flat_positive)
             else:
                 scale = torch.as_tensor(fixed_scale, dtype=dtype)
-        with pyro.plate("data", X.shape[0], subsample_size=batch_size) as idx:
+        n = X.shape[0]
+        # the full batch passes its (cached) index: the plate would rebuild arange(n) per call
+        full = None if batch_size is not None else _all_rows(n)
+        with pyro.plate("data", n, subsample=full, subsample_size=batch_size) as idx:
             if batch_size is not None:  # indexing copies: skip it for the full batch
                 X, y = X[idx], None if y is None else y[idx]
             eta = mean_fn(X, weight, bias)

@@ -12,6 +12,7 @@ from typing import Optional
 
 import numpy as np
 import pandas as pd
+import pyro
 import torch
 from pyro import poutine
 
@@ -30,7 +31,11 @@ class Evaluation:
 
 
 def _tensor(a):
-    return None if a is None else torch.as_tensor(np.array(a, dtype=np.float64))
+    if a is None:
+        return None
+    a = np.asarray(a, dtype=np.float64)
+    # torch shares the memory; it warns about read-only arrays, which only those need copying
+    return torch.as_tensor(a if a.flags.writeable else a.copy())
 
 
 def linear_predictor(spec: ModelSpec, X, coef, intercept) -> torch.Tensor:
@@ -43,9 +48,10 @@ def evaluate(spec: ModelSpec, X, y, coef, intercept, scale) -> Evaluation:
     """Exact NLL, classical loss and objective of ``spec`` at the given parameters."""
     family = spec.family
     X_t, y_t = _tensor(X), _tensor(y)
-    eta = linear_predictor(spec, X, coef, intercept)
+    eta = linear_predictor(spec, X_t, coef, intercept)
     s = _tensor(scale if scale is not None else spec.noise_scale)
-    with torch.no_grad():
+    # the data were validated on the way in: skip Pyro's per-value support checks
+    with torch.no_grad(), pyro.validation_enabled(False):
         nll = family.nll(y_t, eta, s, spec.df)
         loss = family.loss(y_t, eta, s, spec.df)
         k = np.asarray(coef).shape[1] if family.multiclass else 1
