@@ -291,9 +291,13 @@ def _stop(n_iter, gnorm, tol, max_iter):
     """(converged, info) for a smooth L-BFGS run. Near the optimum float64 may stop resolving
     the objective just above ``tol`` and the line search stalls: that counts as converged only
     with the gradient within ``STALL_FACTOR`` of ``tol``."""
-    stalled = n_iter < max_iter and gnorm <= STALL_FACTOR * tol
-    stop = "gradient" if gnorm <= tol else "precision" if stalled else "max_iter"
-    return stop != "max_iter", {"stop": stop}
+    if gnorm <= tol:
+        stop = "gradient"
+    elif n_iter >= max_iter:
+        stop = "max_iter"
+    else:  # the line search stalled before max_iter
+        stop = "precision" if gnorm <= STALL_FACTOR * tol else "stalled"
+    return stop in ("gradient", "precision"), {"stop": stop}
 
 
 def _polish_active_set(problem, guide, exact, tol, max_iter, n_iter, info):

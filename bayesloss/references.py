@@ -715,7 +715,11 @@ def _solve_logistic(pb: _Problem) -> _Solution:
     # no MLE exists for separated classes: the solver's answer then only documents that
     separation = _separation(pb) if mle else None
     separated = bool(separation is not None and not separation <= 1e-9)
-    model = LogisticRegression(C=np.inf if mle else pb.spec.prior_scale**2,
+    # Two classes: scikit-learn fits one logit v = w₁ − w₀. The softmax prior on both columns
+    # is minimised by the even split w = (−v/2, v/2), where it equals N(0, 2τ²) on v: C = 2τ².
+    two_class = pb.spec.family.multiclass and pb.n_out == 2
+    C = pb.spec.prior_scale**2 * (2.0 if two_class else 1.0)
+    model = LogisticRegression(C=np.inf if mle else C,
                                solver="newton-cholesky", tol=SKLEARN_NEWTON_TOL,
                                max_iter=50 if separated else 1000,
                                fit_intercept=pb.free_intercept)
@@ -723,6 +727,9 @@ def _solve_logistic(pb: _Problem) -> _Solution:
     model, msgs = _catch(model.fit, design, target)
     coef = model.coef_.T if pb.spec.family.multiclass else model.coef_[0]
     intercept = model.intercept_ if pb.spec.family.multiclass else model.intercept_[0]
+    if two_class:
+        coef = np.column_stack([-coef[:, 0] / 2, coef[:, 0] / 2])
+        intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
     if mle:
         theta = np.vstack([coef.reshape(-1, pb.n_out), np.reshape(intercept, (1, pb.n_out))]) \
             if pb.free_intercept else coef

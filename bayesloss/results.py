@@ -154,7 +154,8 @@ class Fit:
         """The mode of the predictive: mean (gaussian), median (laplace), location (studentt),
         most probable class (bernoulli, categorical), ⌊μ⌋ (poisson; see :meth:`predict_mean`)."""
         out = self.spec.family.predict(torch.as_tensor(self.linear_predictor(X))).numpy()
-        return out.astype(np.int64) if not self.spec.family.continuous else out
+        # class labels as integers; Poisson modes stay float, where an overflow shows as inf
+        return out.astype(np.int64) if self.spec.likelihood in ("bernoulli", "categorical") else out
 
     def predict_mean(self, X) -> np.ndarray:
         """The predictive mean E[y | x] (probabilities of class 1 / each class for classifiers)."""

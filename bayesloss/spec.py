@@ -156,12 +156,29 @@ def check_data(X, y, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
     if not np.isfinite(as_float).all():
         raise ValueError("y contains NaN or inf")
     y_arr = spec.family.check_target(y_arr)
+    if spec.learns_scale and np.ptp(y_arr) == 0:
+        raise ValueError(
+            f"y is constant: a learned {spec.likelihood} noise scale would shrink to 0 (the "
+            "likelihood is unbounded); pass noise_scale or use other data"
+        )
     if not spec.is_map:
         _warn_unidentifiable(X, spec.fit_intercept)
     return X, y_arr
 
 
 def _warn_unidentifiable(X: np.ndarray, fit_intercept: bool) -> None:
+    n_params = X.shape[1] + int(fit_intercept)
+    if X.shape[0] < n_params:
+        warnings.warn(
+            f"{X.shape[0]} rows for {n_params} coefficients: the MLE is not unique (and may "
+            "not exist); a MAP fit still is",
+            IdentifiabilityWarning,
+            stacklevel=3,
+        )
+    if not fit_intercept and (X == 0).all(axis=0).any():
+        cols = np.flatnonzero((X == 0).all(axis=0)).tolist()
+        warnings.warn(f"column(s) {cols} of X are all zero: the MLE is not unique",
+                      IdentifiabilityWarning, stacklevel=3)
     spread = np.ptp(X, axis=0)
     if fit_intercept and (spread == 0).any():
         cols = np.flatnonzero(spread == 0).tolist()

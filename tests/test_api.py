@@ -157,3 +157,22 @@ def test_cli_fit_prints_a_summary(capsys):
                  "--reference"]) == 0
     out = capsys.readouterr().out
     assert "LogisticRegression C = τ²" in out and "scikit-learn" in out
+
+
+@pytest.mark.parametrize("model", [{}, {"estimator": "map"}, {"estimator": "map", "prior": "laplace"}])
+def test_two_class_softmax_matches_its_reference(model):
+    """K = 2 softmax against scikit-learn's one-logit fit, split evenly (C = 2τ² for MAP)."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 3))
+    y = rng.integers(0, 2, 200)
+    X[:, 0] += y
+    table = bayesloss.compare(X, y, "categorical", **model)
+    assert table["passed"].all(), table
+
+
+def test_poisson_prediction_is_a_float_mode():
+    d = make_synthetic("poisson", n=200, d=3, seed=4)
+    fit = bayesloss.fit(d.X, d.y, "poisson")
+    pred = fit.predict(d.X)
+    assert pred.dtype == np.float64
+    np.testing.assert_array_equal(pred, np.floor(fit.predict_mean(d.X)))

@@ -196,3 +196,26 @@ def test_predict_checks_its_input(gauss):
         fit.predict(_with(X, (0, 0), np.nan))
     with pytest.raises(AttributeError, match="predict_proba is for classifiers"):
         fit.predict_proba(X)
+
+
+def test_constant_target_with_a_learned_scale_raises(gauss):
+    X, _ = gauss
+    with pytest.raises(ValueError, match="y is constant: a learned gaussian noise scale"):
+        bayesloss.fit(X, np.ones(X.shape[0]), "gaussian")
+    fit = bayesloss.fit(X, np.ones(X.shape[0]), "gaussian", noise_scale=1.0)  # fixed σ: fine
+    assert fit.converged
+
+
+def test_fewer_rows_than_coefficients_warns(gauss):
+    X, y = gauss
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with pytest.warns(IdentifiabilityWarning, match="3 rows for 4 coefficients"):
+            bayesloss.fit(X[:3], y[:3], "gaussian", noise_scale=1.0)
+
+
+def test_zero_column_without_intercept_warns(gauss):
+    X, y = gauss
+    with pytest.warns(IdentifiabilityWarning, match="all zero"):
+        bayesloss.fit(np.column_stack([X, np.zeros(len(y))]), y, "gaussian",
+                      fit_intercept=False, noise_scale=1.0)
