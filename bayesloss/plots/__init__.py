@@ -1,0 +1,8 @@
+"""Figures: the only place in bayesloss that imports matplotlib.
+
+Plot functions read results (tidy tables, :class:`~bayesloss.results.Fit` objects, ArviZ
+``InferenceData`` through :mod:`bayesloss.diagnostics`), never fit anything; each takes
+``ax=None`` (or builds its own figure) and returns the figure or axes it drew on. One submodule
+per topic keeps them small; import them as ``bayesloss.plots.<topic>`` or use the names
+re-exported here.
+"""
