@@ -6,6 +6,7 @@ Nothing here downloads: the real sets come from scikit-learn and statsmodels' bu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -21,6 +22,9 @@ class Dataset:
     y: np.ndarray
     feature_names: tuple
     source: str
+    truth: Optional[dict] = None
+    """For generated data, the true parameters by model site (``weight``, ``bias``, ``scale``)
+    on the user's scale, so experiments can score estimation error; None for real data."""
 
 
 def make_synthetic(
@@ -55,23 +59,29 @@ def make_synthetic(
     effect = rng.uniform(-1, 1, (d, n_classes) if family.multiclass else d) / np.sqrt(d)
     weight = effect / (col_scale[:, None] if family.multiclass else col_scale)
     eta = Z @ effect  # = (X - offset) @ weight
+    # each family's linear predictor is gain · eta + base: its true weight is gain · weight
+    gain, base = {"bernoulli": (1.5, 0.3), "categorical": (1.5, 0.0), "poisson": (0.5, 1.0)}.get(
+        family.name, (1.0, 1.0))
+    eta_true = base + gain * eta
     if family.name == "gaussian":
-        y = 1.0 + eta + noise * rng.standard_normal(n)
+        y = eta_true + noise * rng.standard_normal(n)
     elif family.name == "laplace":
-        y = 1.0 + eta + rng.laplace(0.0, noise, n)
+        y = eta_true + rng.laplace(0.0, noise, n)
     elif family.name == "studentt":
-        y = 1.0 + eta + noise * rng.standard_t(df, n)
+        y = eta_true + noise * rng.standard_t(df, n)
     elif family.name == "bernoulli":
-        y = (rng.random(n) < 1 / (1 + np.exp(-(1.5 * eta + 0.3)))).astype(np.float64)
+        y = (rng.random(n) < 1 / (1 + np.exp(-eta_true))).astype(np.float64)
     elif family.name == "categorical":
-        logits = 1.5 * eta
-        p = np.exp(logits - logits.max(1, keepdims=True))
+        p = np.exp(eta_true - eta_true.max(1, keepdims=True))
         p /= p.sum(1, keepdims=True)
         y = (rng.random((n, 1)) > np.cumsum(p, axis=1)).sum(1).astype(np.int64)
     elif family.name == "poisson":
-        y = rng.poisson(np.exp(1.0 + 0.5 * eta)).astype(np.float64)
+        y = rng.poisson(np.exp(eta_true)).astype(np.float64)
     else:  # pragma: no cover - the registry and this switch must grow together
         raise ValueError(f"no generator for {likelihood!r}")
+    truth = {"weight": gain * weight, "bias": base - offset @ (gain * weight)}
+    if family.has_scale:
+        truth["scale"] = float(noise)
     if outlier_fraction > 0 and family.continuous:
         hit = rng.random(n) < outlier_fraction
         y[hit] += rng.choice([-1, 1], hit.sum()) * 20 * noise * (1 + rng.random(hit.sum()))
@@ -80,7 +90,8 @@ def make_synthetic(
         X=X,
         y=y,
         feature_names=tuple(f"x{j}" for j in range(d)),
-        source=f"make_synthetic({likelihood!r}, n={n}, d={d}, seed={seed}); true weight {weight!r}",
+        source=f"make_synthetic({likelihood!r}, n={n}, d={d}, seed={seed})",
+        truth=truth,
     )
 
 
