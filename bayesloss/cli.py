@@ -1,7 +1,9 @@
 """Command line: ``bayesloss check`` (the verification matrix) and ``bayesloss fit``.
 
 A thin layer over the package: it parses arguments, calls :mod:`bayesloss.check` or
-:func:`bayesloss.fit` / :func:`bayesloss.reference_fit`, and prints.
+:func:`bayesloss.fit` / :func:`bayesloss.reference_fit`, and prints. ``--data`` names a
+built-in data set or a file of your own (``--data PATH.csv|.parquet --target COLUMN
+[--features a,b,c]``, read by :mod:`bayesloss.io`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ from pathlib import Path
 import pandas as pd
 
 from .families import FAMILIES
+from .io import is_table_path, load_table
 from .priors import PRIORS
+
+MATRICES = ("all", "synthetic", "real")
+BUILTIN = ("diabetes, breast_cancer, iris, wine, longley, cpunish, randhie, or "
+           "synthetic-<family>")
+LABEL_LIKELIHOODS = ("bernoulli", "categorical")  # targets that are class labels
 
 
 def _format_summary(summary: pd.DataFrame) -> str:
@@ -31,9 +39,84 @@ def _format_summary(summary: pd.DataFrame) -> str:
     return shown[cols].to_string(index=False)
 
 
+def _load(args, likelihood: str):
+    """The data ``--data`` names: a CSV / Parquet file (with ``--target``, ``--features``) or
+    a built-in set. Prints how string labels were encoded."""
+    from .check import dataset
+
+    if not is_table_path(args.data):
+        if args.target or args.features:
+            raise ValueError("--target and --features go with a data file (--data PATH.csv or "
+                             f"PATH.parquet); {args.data!r} is not one")
+        return dataset(args.data)
+    if not args.target:
+        raise ValueError(f"--data {args.data}: say which column to predict with --target "
+                         "COLUMN")
+    features = [c.strip() for c in args.features.split(",")] if args.features else None
+    data, classes = load_table(args.data, args.target, features,
+                               labels=likelihood in LABEL_LIKELIHOODS)
+    if classes is not None:
+        print(f"target {args.target!r} encoded as: "
+              + ", ".join(f"{k} = {c}" for k, c in enumerate(classes)))
+    return data
+
+
+def _frame(data) -> pd.DataFrame:
+    """The design with its column names, which label the weights in every summary."""
+    return pd.DataFrame(data.X, columns=[str(c) for c in data.feature_names])
+
+
+def _model_kwargs(args) -> dict:
+    """The keywords of ``fit``; the prior's only for MAP (an MLE has none)."""
+    kw = dict(estimator=args.estimator or "mle", noise_scale=args.noise_scale)
+    if args.df is not None:
+        kw["df"] = args.df
+    if kw["estimator"] == "map":
+        kw["prior"] = args.prior or "normal"
+        if args.prior_scale is not None:
+            kw["prior_scale"] = args.prior_scale
+    return kw
+
+
+def _check_one(args) -> int:
+    """Single-case mode: one likelihood on one data file, ours against the reference."""
+    from .compare import compare
+
+    if not args.family or len(args.family) != 1:
+        raise ValueError("with a data file, check runs one case: give exactly one --family")
+    likelihood = args.family[0]
+    data = _load(args, likelihood)
+    rows = compare(_frame(data), data.y, likelihood, data=data.name, optimizer=args.optimizer,
+                   batch_size=args.batch_size, seed=args.seed, **_model_kwargs(args))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        rows.to_csv(out / "check_rows.csv", index=False)
+    if args.json:
+        print(rows.to_json(orient="records"))
+    else:
+        print(f"data: {data.source}, n = {data.X.shape[0]}, d = {data.X.shape[1]}")
+        print(rows)
+        print("\nPASS" if rows["passed"].all() else "\nFAIL")
+    return 0 if rows["passed"].all() else 1
+
+
 def _check(args) -> int:
     from .check import default_cases, real_cases, run_check, synthetic_cases
 
+    if args.data is not None and args.data not in MATRICES:
+        if not is_table_path(args.data):
+            raise ValueError(f"check --data takes {list(MATRICES)} or a data file "
+                             f"(PATH.csv, PATH.parquet); got {args.data!r}")
+        return _check_one(args)
+    single = {"--target": args.target, "--features": args.features,
+              "--estimator": args.estimator, "--prior": args.prior,
+              "--prior-scale": args.prior_scale, "--noise-scale": args.noise_scale,
+              "--df": args.df}
+    given = [flag for flag, value in single.items() if value is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)}: only for check's single-case mode "
+                         "(--data PATH.csv --target COLUMN --family LIKELIHOOD)")
     if args.data is None:  # Adam's acceptance matrix is the synthetic one (see --data)
         args.data = "all" if args.optimizer == "lbfgs" else "synthetic"
     cases = {"all": default_cases, "synthetic": synthetic_cases, "real": real_cases}[args.data]()
@@ -66,21 +149,43 @@ def _check(args) -> int:
 
 
 def _fit(args) -> int:
-    from .check import dataset
     from .inference import fit
     from .references import reference_fit
 
-    d = dataset(args.data)
-    model = dict(estimator=args.estimator, prior=args.prior, prior_scale=args.prior_scale,
-                 noise_scale=args.noise_scale, df=args.df)
-    ours = fit(d.X, d.y, args.likelihood, optimizer=args.optimizer, batch_size=args.batch_size,
-               seed=args.seed, progress=args.optimizer == "adam", **model)
+    d = _load(args, args.likelihood)
+    X = _frame(d)
+    model = _model_kwargs(args)
+    ours = fit(X, d.y, args.likelihood, optimizer=args.optimizer, batch_size=args.batch_size,
+               seed=args.seed, progress=True, **model)
     print(f"data: {d.name} ({d.source.split(';')[0]}), n = {d.X.shape[0]}, d = {d.X.shape[1]}")
     print(ours.summary())
     if args.reference:
         print()
-        print(reference_fit(d.X, d.y, args.likelihood, **model).summary())
+        print(reference_fit(X, d.y, args.likelihood, **model).summary())
     return 0
+
+
+def _data_args(parser, default_help: str) -> None:
+    parser.add_argument("--data", default=None,
+                        help=f"{default_help}, or a file of yours: PATH.csv or PATH.parquet "
+                        "(with --target)")
+    parser.add_argument("--target", default=None, help="the column to predict (data file)")
+    parser.add_argument("--features", default=None,
+                        help="comma-separated columns to predict it from (data file; default: "
+                        "every other column)")
+
+
+def _model_args(parser, defaults: bool = True) -> None:
+    """The model's knobs; ``defaults=False`` leaves them None, to tell whether they were
+    given."""
+    def default(value):
+        return value if defaults else None
+
+    parser.add_argument("--estimator", choices=["mle", "map"], default=default("mle"))
+    parser.add_argument("--prior", choices=sorted(PRIORS), default=default("normal"))
+    parser.add_argument("--prior-scale", type=float, default=default(1.0))
+    parser.add_argument("--noise-scale", type=float, default=None)
+    parser.add_argument("--df", type=float, default=default(4.0))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,13 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
     check.add_argument("--batch-size", type=int, default=None,
                        help="minibatch size (adam only)")
-    check.add_argument(
-        "--data", choices=["all", "synthetic", "real"], default=None,
-        help="which cases (default: all for lbfgs; synthetic for adam, which does not reach "
-        "1e-4 with a laplace prior on collinear real designs, breast_cancer and wine, within "
-        "its default budget)")
+    _data_args(
+        check, "which cases: all, synthetic or real (default: all for lbfgs; synthetic for "
+        "adam, which does not reach 1e-4 with a laplace prior on collinear real designs, "
+        "breast_cancer and wine, within its default budget); a data file runs one case, "
+        "ours against the reference, for one --family")
     check.add_argument("--family", action="append", choices=sorted(FAMILIES),
-                       help="restrict to these families (repeatable)")
+                       help="restrict to these families (repeatable); with a data file, the "
+                       "one likelihood to check")
+    _model_args(check, defaults=False)
     check.add_argument("--seed", type=int, default=0)
     check.add_argument("--json", action="store_true", help="print the rows as JSON")
     check.add_argument("--out", help="write check_rows.csv, check_summary.csv/.json here")
@@ -109,14 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("fit", help="fit one model on one data set and print its summary")
     f.add_argument("likelihood", choices=sorted(FAMILIES))
-    f.add_argument("--data", default=None,
-                   help="diabetes, breast_cancer, iris, wine, longley, cpunish, randhie, or "
-                   "synthetic-<family> (default: synthetic data of the likelihood)")
-    f.add_argument("--estimator", choices=["mle", "map"], default="mle")
-    f.add_argument("--prior", choices=sorted(PRIORS), default="normal")
-    f.add_argument("--prior-scale", type=float, default=1.0)
-    f.add_argument("--noise-scale", type=float, default=None)
-    f.add_argument("--df", type=float, default=4.0)
+    _data_args(f, f"{BUILTIN} (default: synthetic data of the likelihood)")
+    _model_args(f)
     f.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
     f.add_argument("--batch-size", type=int, default=None)
     f.add_argument("--seed", type=int, default=0)

@@ -28,7 +28,7 @@ import pandas as pd
 
 from .inference import fit as pyro_fit
 from .references import reference_fit
-from .results import Fit
+from .results import Fit, Table
 from .spec import ModelSpec
 
 COLUMNS = [
@@ -109,7 +109,7 @@ def comparison_table(
     rows.append(dict(parameter="objective", ours=fit.objective, reference=ref.objective,
                      abs_err=abs(fit.objective - ref.objective), rel_err=gap,
                      tolerance=obj_tol, judged=True))
-    table = pd.DataFrame(rows)
+    table = Table(rows)
     # a negative objective gap means ours is lower: better, never a failure
     err = np.where(table["parameter"] == "objective", table["rel_err"], table["rel_err"].abs())
     table["passed"] = (err <= table["tolerance"]) | ~table["judged"]
@@ -134,12 +134,14 @@ def compare(
     batch_size: Optional[int] = None,
     seed: int = 0,
     **kwargs,
-) -> pd.DataFrame:
+) -> Table:
     """Fit ``likelihood`` with our Pyro code and with the reference solver; tabulate both.
 
     Takes the keywords of :func:`bayesloss.fit` (the model ones go to both fits). Returns one
     row per parameter (family, estimator, prior, ours, reference, abs and rel error, tolerance,
-    passed) plus the objective-gap row; see :func:`tolerances` for the tolerances.
+    passed) plus the objective-gap row; see :func:`tolerances` for the tolerances. The
+    :class:`~bayesloss.results.Table` prints whole (``print(compare(…))`` shows every column);
+    with a DataFrame ``X`` the weights are named by its columns.
     """
     ours = pyro_fit(X, y, likelihood, optimizer=optimizer, batch_size=batch_size, seed=seed,
                     **kwargs)

@@ -50,7 +50,7 @@ from pyro.optim import ClippedAdam
 
 from .models import build_model
 from .results import Fit
-from .spec import ConvergenceWarning, ModelSpec, check_data, make_spec
+from .spec import ConvergenceWarning, ModelSpec, check_data, feature_names, make_spec
 
 OPTIMIZERS = ("lbfgs", "adam")
 DTYPE = torch.float64
@@ -553,6 +553,7 @@ def fit(
     )
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; valid names are {list(OPTIMIZERS)}")
+    names = feature_names(X)  # a DataFrame's columns label the weights
     X, y = check_data(X, y, spec)
     if batch_size is not None:
         if optimizer != "adam":
@@ -596,7 +597,7 @@ def fit(
     coef, intercept, scale = pre.to_user(point["weight"], point.get("bias"), point.get("scale"))
     result = Fit.build(
         spec, X, y, coef, intercept, scale, converged=bool(best.converged), n_iter=n_iter,
-        grad_norm=gnorm, method=method, seed=seed, info=info,
+        grad_norm=gnorm, method=method, seed=seed, info=info, feature_names=names,
     )
     _check_separation(spec, result, X, y)
     if not best.converged:

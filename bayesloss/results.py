@@ -7,6 +7,7 @@ user's scale and the training data, by the family's own functions and the exact 
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -18,7 +19,47 @@ from pyro import poutine
 
 from .models import build_model
 from .priors import penalty_mapping
-from .spec import ModelSpec, check_X
+from .spec import ModelSpec, check_X, feature_names
+
+# The classical estimator each MLE equals (the MAP ones come from the penalty mapping).
+MLE_EQUIVALENT = {
+    "gaussian": "ordinary least squares: sklearn LinearRegression, statsmodels OLS",
+    "laplace": "least absolute deviations: sklearn QuantileRegressor(quantile=0.5, alpha=0)",
+    "bernoulli": "unpenalised logistic regression: sklearn LogisticRegression(C=np.inf)",
+    "categorical": "unpenalised multinomial logistic regression: sklearn "
+                   "LogisticRegression(C=np.inf)",
+    "poisson": "Poisson GLM: sklearn PoissonRegressor(alpha=0), statsmodels GLM(Poisson)",
+    "studentt": "Student-t regression (ν fixed): statsmodels TLinearModel",
+}
+
+
+class Table(pd.DataFrame):
+    """A DataFrame that prints whole: ``print(table)`` shows every row and column (pandas'
+    display options would hide the middle columns behind ``...``), and notebooks render all
+    of it as HTML."""
+
+    @property
+    def _constructor(self):
+        return Table
+
+    def __str__(self) -> str:
+        return self.to_string()
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        return self.to_html(max_rows=None, max_cols=None)
+
+
+class Report(str):
+    """Text that shows as itself at a prompt and as preformatted HTML in a notebook (a plain
+    ``str`` would show its repr, ``\\n`` escapes and all)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{html.escape(self)}</pre>"
 
 
 @dataclass(frozen=True)
@@ -88,6 +129,10 @@ class Fit:
         Training NLL, classical loss, and −log joint density (NLL + −log prior for MAP).
     method:
         Who computed it ("pyro AutoDelta + L-BFGS", "scikit-learn Ridge", …).
+    feature_names:
+        The columns of a DataFrame ``X`` (None for arrays): they label the weights in
+        :meth:`params` and :meth:`summary`, and a DataFrame passed to :meth:`predict` must
+        have the same columns in the same order.
     """
 
     spec: ModelSpec
@@ -104,6 +149,7 @@ class Fit:
     method: str
     seed: Optional[int] = None
     info: dict = field(default_factory=dict)
+    feature_names: Optional[tuple] = None
 
     @classmethod
     def build(cls, spec: ModelSpec, X, y, coef, intercept, scale, **facts) -> "Fit":
@@ -128,6 +174,7 @@ class Fit:
             scale = float(spec.noise_scale if spec.noise_scale is not None else scale)
         else:
             scale = None
+        facts.setdefault("feature_names", feature_names(X))
         ev = evaluate(spec, X, y, coef, intercept, scale)
         return cls(
             spec=spec,
@@ -145,6 +192,12 @@ class Fit:
 
     def linear_predictor(self, X) -> np.ndarray:
         """``η = X coef_ + intercept_``."""
+        names = feature_names(X)
+        if self.feature_names is not None and names is not None and names != self.feature_names:
+            raise ValueError(
+                "the feature names should match those that were passed during fit, in the "
+                f"same order: fitted on {list(self.feature_names)}, got {list(names)}"
+            )
         X = check_X(X)
         if X.shape[1] != self.coef_.shape[0]:
             raise ValueError(f"X has {X.shape[1]} columns; the fit has {self.coef_.shape[0]}")
@@ -182,24 +235,27 @@ class Fit:
             self.n_samples,
         )
 
-    def params(self) -> pd.DataFrame:
-        """Tidy table of the estimate: one row per parameter (name, value)."""
+    def params(self) -> Table:
+        """Tidy table of the estimate: one row per parameter (name, value); weights are named
+        by their column (``age``, ``age[2]`` for class 2) when fitted on a DataFrame, by
+        position (``coef[0]``, ``coef[0,2]``) otherwise."""
         rows = []
         coef = self.coef_
+        names = self.feature_names
         if coef.ndim == 1:
-            rows += [(f"coef[{j}]", v) for j, v in enumerate(coef)]
+            rows += [(names[j] if names else f"coef[{j}]", v) for j, v in enumerate(coef)]
         else:
-            rows += [(f"coef[{j},{k}]", coef[j, k]) for j in range(coef.shape[0])
-                     for k in range(coef.shape[1])]
+            rows += [(f"{names[j]}[{k}]" if names else f"coef[{j},{k}]", coef[j, k])
+                     for j in range(coef.shape[0]) for k in range(coef.shape[1])]
         if self.spec.fit_intercept:
             icpt = np.atleast_1d(self.intercept_)
             rows += [("intercept" if icpt.size == 1 and coef.ndim == 1 else f"intercept[{k}]", v)
                      for k, v in enumerate(icpt)]
         if self.scale_ is not None:
             rows.append(("scale", self.scale_))
-        return pd.DataFrame(rows, columns=["parameter", "value"])
+        return Table(rows, columns=["parameter", "value"])
 
-    def summary(self) -> str:
+    def summary(self) -> Report:
         """A readable report: model, estimate, NLL vs loss, convergence, penalty mapping."""
         s = self.spec
         fam = s.family
@@ -217,6 +273,9 @@ class Fit:
                 lines.append(f"    equals {name}: {value:.6g}")
             if s.likelihood == "gaussian" and s.learns_scale:
                 lines.append("    (σ learned jointly: this is ridge/lasso at the fitted σ only)")
+        else:
+            lines.append(f"  no prior (MLE) = {MLE_EQUIVALENT[s.likelihood]}"
+                         + ("" if s.fit_intercept else " with fit_intercept=False"))
         lines += [
             f"  n = {self.n_samples}   NLL = {self.nll:.10g}   loss = {self.loss:.10g}"
             f"   objective (−log joint) = {self.objective:.10g}",
@@ -225,7 +284,10 @@ class Fit:
         ]
         table = self.params().to_string(index=False, float_format=lambda v: f"{v: .10g}")
         lines += ["  " + line for line in table.splitlines()]
-        return "\n".join(lines)
+        return Report("\n".join(lines))
 
     def __repr__(self) -> str:  # dataclass repr would dump arrays and the spec
         return f"Fit({self.spec.label()}, method={self.method!r}, converged={self.converged})"
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()

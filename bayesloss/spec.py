@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
+import pandas as pd
 
 from .families import Family, get_family
 from .priors import Prior, get_prior
@@ -123,8 +124,25 @@ def make_spec(
     return spec
 
 
+def feature_names(X) -> Optional[tuple[str, ...]]:
+    """The column names of a DataFrame ``X`` (as strings), or None for arrays."""
+    columns = getattr(X, "columns", None)
+    return None if columns is None else tuple(str(c) for c in columns)
+
+
 def check_X(X) -> np.ndarray:
-    """``X`` as a finite 2-d float64 array with at least one row."""
+    """``X`` as a finite 2-d float64 array with at least one row.
+
+    A DataFrame may hold numbers and booleans; other columns (strings, categories) are named
+    in the error, with the one-hot encoding that turns them into numbers.
+    """
+    if isinstance(X, pd.DataFrame):
+        text = X.select_dtypes(exclude=["number", "bool"]).columns.tolist()
+        if text:
+            raise ValueError(
+                f"X has non-numeric column(s) {text}: encode them as numbers first, e.g. one-hot "
+                f"with pandas.get_dummies(X, columns={text}, drop_first=True, dtype=float)"
+            )
     try:
         X = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as err:
@@ -144,6 +162,7 @@ def check_data(X, y, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
     Returns float64 ``X`` and the family's target (integer labels for categorical).
     """
     X = check_X(X)
+    _check_label_kind(y, spec)
     y_arr = np.asarray(y)
     if y_arr.ndim != 1:
         raise ValueError(f"y must be 1-d; got shape {y_arr.shape}")
@@ -164,6 +183,33 @@ def check_data(X, y, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
     if not spec.is_map:
         _warn_unidentifiable(X, spec.fit_intercept)
     return X, y_arr
+
+
+def _check_label_kind(y, spec: ModelSpec) -> None:
+    """Labels (strings, pandas categories, booleans) are not numbers: say how to encode them.
+    Booleans are exactly bernoulli's 0/1 (True = 1) and pass there."""
+    dtype = getattr(y, "dtype", None)
+    if isinstance(dtype, pd.CategoricalDtype):
+        kind = "pandas category"
+    else:
+        kind = {"b": "boolean", "O": "object", "U": "string", "S": "string"}.get(
+            np.asarray(y).dtype.kind)
+        if kind == "boolean" and spec.likelihood == "bernoulli":
+            return
+        if kind == "object":  # numbers held as objects are fine; anything else is a label
+            try:
+                np.asarray(y, dtype=np.float64)
+                return
+            except (TypeError, ValueError):
+                kind = "string"
+    if kind is None:
+        return
+    raise ValueError(
+        f"y holds {kind} labels, but the {spec.likelihood} likelihood needs numbers: encode "
+        "them first, e.g. `y_codes, classes = pandas.factorize(y, sort=True)` (labels 0..K-1, "
+        "classes[k] names label k), or use bayesloss.sklearn.LikelihoodClassifier, which "
+        "encodes labels itself"
+    )
 
 
 def _warn_unidentifiable(X: np.ndarray, fit_intercept: bool) -> None:
@@ -224,5 +270,6 @@ __all__ = [
     "make_spec",
     "check_data",
     "check_X",
+    "feature_names",
     "with_changes",
 ]
