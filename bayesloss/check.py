@@ -7,6 +7,7 @@ one-row-per-case summary. The same table drives the test suite (``tests/test_equ
 
 from __future__ import annotations
 
+import sys
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -141,6 +142,20 @@ def run_case(case: Case, optimizer: str = "lbfgs", batch_size: Optional[int] = N
                             batch_size=batch_size)
 
 
+def _announce(items: list, desc: str):
+    """Yield ``items`` with progress on stderr: tqdm's bar on a terminal; one plain line per
+    case elsewhere (a pipe, a log file, CI), where a bar's carriage returns would pile up."""
+    if sys.stderr.isatty():
+        from tqdm.auto import tqdm
+
+        yield from tqdm(items, desc=desc, unit="case")
+        return
+    for i, item in enumerate(items, 1):
+        name = item if isinstance(item, str) else item.id
+        print(f"{desc} [{i}/{len(items)}] {name}", file=sys.stderr, flush=True)
+        yield item
+
+
 def run_check(
     cases: Optional[Iterable[Case]] = None,
     *,
@@ -155,9 +170,7 @@ def run_check(
     tables = []
     items = cases + (["longley"] if include_longley else [])
     if progress:
-        from tqdm.auto import tqdm
-
-        items = tqdm(items, desc="bayesloss check", unit="case")
+        items = _announce(items, "bayesloss check")
     for case in items:
         if case == "longley":
             with warnings.catch_warnings():
