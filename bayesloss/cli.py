@@ -67,14 +67,11 @@ def _frame(data) -> pd.DataFrame:
 
 
 def _model_kwargs(args) -> dict:
-    """The keywords of ``fit``; the prior's only for MAP (an MLE has none)."""
+    """The keywords of ``fit`` that were given (the prior's, in particular, only when given:
+    an MLE has none)."""
     kw = dict(estimator=args.estimator or "mle", noise_scale=args.noise_scale)
-    if args.df is not None:
-        kw["df"] = args.df
-    if kw["estimator"] == "map":
-        kw["prior"] = args.prior or "normal"
-        if args.prior_scale is not None:
-            kw["prior_scale"] = args.prior_scale
+    kw.update({k: v for k, v in (("prior", args.prior), ("prior_scale", args.prior_scale),
+                                 ("df", args.df)) if v is not None})
     return kw
 
 
@@ -182,8 +179,8 @@ def _model_args(parser, defaults: bool = True) -> None:
         return value if defaults else None
 
     parser.add_argument("--estimator", choices=["mle", "map"], default=default("mle"))
-    parser.add_argument("--prior", choices=sorted(PRIORS), default=default("normal"))
-    parser.add_argument("--prior-scale", type=float, default=default(1.0))
+    parser.add_argument("--prior", choices=sorted(PRIORS), help="MAP only (default normal)")
+    parser.add_argument("--prior-scale", type=float, help="MAP only (default 1)")
     parser.add_argument("--noise-scale", type=float, default=None)
     parser.add_argument("--df", type=float, default=default(4.0))
 
