@@ -76,7 +76,7 @@ from scipy import linalg, optimize, sparse
 from scipy.special import expit, logsumexp
 
 from .results import Fit
-from .spec import ModelSpec, check_data, make_spec, with_changes
+from .spec import ModelSpec, check_data, feature_names, make_spec, with_changes
 
 #: HiGHS simplex options: feasibility tolerances tightened from 1e-7.
 HIGHS_OPTIONS = {
@@ -1278,6 +1278,7 @@ def reference_fit(
     spec = make_spec(likelihood, estimator=estimator, prior=prior, prior_scale=prior_scale,
                      noise_scale=noise_scale, df=df, prior_df=prior_df,
                      fit_intercept=fit_intercept, penalize_intercept=penalize_intercept)
+    names = feature_names(X)  # a DataFrame's columns label the weights, as in fit()
     X, y = check_data(X, y, spec)
     solver = _solver(spec)
     augment = spec.is_map and spec.penalize_intercept
@@ -1294,7 +1295,7 @@ def reference_fit(
     info = dict(sol.info)
     return Fit.build(spec, X, y, coef, intercept, scale, converged=bool(sol.converged),
                      n_iter=int(sol.n_iter), grad_norm=float(sol.grad_norm),
-                     method=reference_method(spec), seed=None, info=info)
+                     method=reference_method(spec), seed=None, info=info, feature_names=names)
 
 
 __all__ = ["reference_fit", "reference_method"]

@@ -208,6 +208,8 @@ def test_dataframe_names_in_summary_params_and_compare(frame):
     assert reg.fit_.params()["parameter"].tolist()[:10] == list(X.columns)
     table = bayesloss.compare(X, y, "gaussian")
     assert table["parameter"].tolist()[:10] == list(X.columns)
+    ref = bayesloss.reference_fit(X, y, "gaussian")
+    assert ref.params()["parameter"].tolist()[:10] == list(X.columns)
     # printed whole: every column, no "..." however narrow pandas' display is
     with pd.option_context("display.max_columns", 4, "display.width", 60):
         printed = str(table)
