@@ -60,6 +60,7 @@ STALL_FACTOR = 100.0
 KINKED_TOL = 1e-8  # relative change of the exact objective over the last smoothing stage
 ZERO_THRESHOLD = 1e-6  # |w| (standardised units) the continuation leaves for an exact zero
 WHITEN_MIN_PIVOT = 1e-7  # whiten only designs with cond(Gram) below ~1e14
+PROGRESS_DELAY = 1.0  # seconds before an L-BFGS progress bar appears: quick fits stay quiet
 
 
 class DivergenceError(RuntimeError):
@@ -233,13 +234,17 @@ def _lbfgs_stage(
     return int(n_iter), float(_flat_grad(params).abs().max())
 
 
-def _run_lbfgs(problem, guide, params, tol, max_iter):
+def _run_lbfgs(problem, guide, params, tol, max_iter, bar=None):
     elbo = Trace_ELBO()
     n = problem.X.shape[0]
     args = (problem.X, problem.y)
 
     def loss_of(model):
-        return lambda: elbo.differentiable_loss(model, guide, *args) / n
+        def loss():
+            if bar is not None:  # progress: one tick per objective evaluation
+                bar.update(1)
+            return elbo.differentiable_loss(model, guide, *args) / n
+        return loss
 
     exact = loss_of(problem.model())
     if not problem.spec.kinked:
@@ -415,12 +420,12 @@ def _run_adam(problem, guide, params, tol, num_steps, lr, batch_size, check_ever
     return step, gnorm, converged, info
 
 
-def _progress(total, enabled, desc):
+def _progress(total, enabled, desc, delay=0.0):
     if not enabled:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, leave=False)
+    return tqdm(total=total, desc=desc, leave=False, delay=delay)
 
 
 @dataclass
@@ -443,7 +448,13 @@ def _optimize(problem: _Problem, init: dict, *, optimizer, tol, max_iter, num_st
     params = list(guide.parameters())
     with pyro.validation_enabled(False):  # inputs were validated by fit(); skip per-step checks
         if optimizer == "lbfgs":
-            n_iter, gnorm, converged, info = _run_lbfgs(problem, guide, params, tol, max_iter)
+            bar = _progress(None, progress, f"L-BFGS {problem.spec.label()}", PROGRESS_DELAY)
+            try:
+                n_iter, gnorm, converged, info = _run_lbfgs(problem, guide, params, tol,
+                                                            max_iter, bar)
+            finally:
+                if bar is not None:
+                    bar.close()
         else:
             n_iter, gnorm, converged, info = _run_adam(
                 problem, guide, params, tol, num_steps, lr, batch_size, check_every, progress
@@ -532,6 +543,9 @@ def fit(
         ``num_steps``, ×1e-4 when run whole), and how often Adam checks the full-data gradient.
     seed:
         Seeds Pyro / torch (minibatch order, initialisation draws).
+    progress:
+        Show a progress bar on stderr: Adam's steps, or L-BFGS's objective evaluations once
+        the fit has run for :data:`PROGRESS_DELAY` (1 s), so that quick fits stay quiet.
 
     Returns
     -------

@@ -271,3 +271,22 @@ def test_estimator_rejects_a_likelihood_of_the_other_kind():
         LikelihoodRegressor(likelihood="categorical").fit(X, y)
     with pytest.raises(ValueError, match="2 classes"):
         LikelihoodClassifier(likelihood="bernoulli").fit(X, y)
+
+
+def test_lbfgs_progress_bar_appears_only_for_fits_longer_than_the_delay(capsys, monkeypatch):
+    import bayesloss.inference as inference
+
+    d = make_synthetic("bernoulli", n=200, d=3, seed=5)
+    assert inference.PROGRESS_DELAY == 1.0
+    monkeypatch.setattr(inference, "PROGRESS_DELAY", 60.0)  # a fit far shorter than the delay
+    bayesloss.fit(d.X, d.y, "bernoulli", estimator="map", progress=True)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(inference, "PROGRESS_DELAY", 0.0)  # one far longer
+    bayesloss.fit(d.X, d.y, "bernoulli", estimator="map", progress=False)
+    assert capsys.readouterr().err == ""
+    bayesloss.fit(d.X, d.y, "bernoulli", estimator="map", progress=True)
+    err = capsys.readouterr().err
+    assert "L-BFGS bernoulli/map/normal" in err and "it" in err
+    # the estimators pass it through
+    LikelihoodClassifier(progress=True).fit(d.X, d.y)
+    assert "L-BFGS bernoulli/map/normal" in capsys.readouterr().err
