@@ -41,11 +41,11 @@ def table():
 
 
 def printed_params(stdout: str) -> dict:
-    """The ``parameter value`` rows of a printed summary."""
+    """The ``parameter value …`` rows of a printed summary (name, then its value)."""
     rows = {}
     for line in stdout.splitlines():
         parts = line.split()
-        if len(parts) == 2:
+        if len(parts) >= 2 and ":" not in parts[0] and "=" not in line:
             try:
                 rows[parts[0]] = float(parts[1])
             except ValueError:
@@ -80,7 +80,7 @@ def test_fit_parquet_with_features_and_string_labels(tmp_path, table, capsys):
     sk = LogisticRegression(C=4.0, solver="newton-cholesky", tol=1e-12).fit(
         table[["age", "income"]], table["species"] == "tall")
     params = printed_params(out)
-    assert set(params) == {"age", "income", "intercept"}
+    assert set(params) >= {"age", "income", "intercept"} and "smoker" not in params
     np.testing.assert_allclose([params["age"], params["income"]], sk.coef_[0], rtol=1e-6)
 
 
