@@ -1,4 +1,5 @@
-"""Command line: ``bayesloss check`` (the verification matrix) and ``bayesloss fit``.
+"""Command line: ``bayesloss check`` (the verification matrix), ``bayesloss fit``,
+``bayesloss sweep`` (a TOML-configured experiment) and ``bayesloss report``.
 
 A thin layer over the package: it parses arguments, calls :mod:`bayesloss.check` or
 :func:`bayesloss.fit` / :func:`bayesloss.reference_fit`, and prints. ``--data`` names a
@@ -185,6 +186,31 @@ def _model_args(parser, defaults: bool = True) -> None:
     parser.add_argument("--df", type=float, default=default(4.0))
 
 
+def _sweep(args) -> int:
+    from .experiments import load_config, run_sweep
+
+    config = load_config(args.config, overrides=args.set)
+    table = run_sweep(config, args.out, workers=args.workers, backend=args.backend,
+                      scheduler=args.scheduler, retry_failed=args.retry_failed,
+                      progress=not args.quiet)
+    failed = table[table["status"] == "failed"]
+    print(f"{len(table)} runs stored in {Path(args.out) / 'runs.sqlite'} "
+          f"({len(failed)} failed); table: runs.parquet, runs.csv")
+    for _, row in failed.head(5).iterrows():
+        print(f"  failed {row['run_id']}: {row['error']}")
+    if not args.no_report:
+        return _report(args)
+    return 0
+
+
+def _report(args) -> int:
+    from .experiments.report import write_report
+
+    paths = write_report(args.out)
+    print("report: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bayesloss",
@@ -220,6 +246,30 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--reference", action="store_true", help="also print the reference fit")
     f.set_defaults(run=_fit)
+
+    sw = sub.add_parser("sweep", help="run a TOML-configured sweep into OUT (resumable), then "
+                        "write its report")
+    sw.add_argument("config", help="the sweep's TOML file (see scripts/configs/)")
+    sw.add_argument("--out", required=True, help="output directory: runs.sqlite, the tables, "
+                    "figures and report")
+    sw.add_argument("--workers", type=int, default=1, help="worker processes (default 1: "
+                    "in this process)")
+    sw.add_argument("--backend", choices=["local", "dask"], default="local",
+                    help="local processes, or a Dask LocalCluster of --workers processes")
+    sw.add_argument("--scheduler", default=None,
+                    help="address of an existing Dask scheduler (tcp://host:port)")
+    sw.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="override a config value with a TOML value, e.g. --set "
+                    "'data.n=[20, 50]' (repeatable; the store records the result)")
+    sw.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    sw.add_argument("--no-report", action="store_true", help="skip the report")
+    sw.add_argument("--quiet", action="store_true", help="no progress bar")
+    sw.set_defaults(run=_sweep)
+
+    rep = sub.add_parser("report", help="write OUT/report.md and OUT/report.html (tables and "
+                         "PNG figures) from a sweep's store")
+    rep.add_argument("out", help="the sweep's output directory")
+    rep.set_defaults(run=_report)
     return parser
 
 
@@ -229,7 +279,7 @@ def main(argv=None) -> int:
         args.data = f"synthetic-{args.likelihood}"
     try:
         return args.run(args)
-    except ValueError as err:
+    except (ValueError, FileNotFoundError) as err:
         print(f"bayesloss: error: {err}", file=sys.stderr)
         return 2
 

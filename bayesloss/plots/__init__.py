@@ -6,3 +6,11 @@ Plot functions read results (tidy tables, :class:`~bayesloss.results.Fit` object
 per topic keeps them small; import them as ``bayesloss.plots.<topic>`` or use the names
 re-exported here.
 """
+
+from .experiments import (COMPARISON_PLOTS, plot_classification, plot_map_vs_mle,
+                          plot_regularization_path, plot_robustness, save_figure)
+
+__all__ = [
+    "COMPARISON_PLOTS", "plot_map_vs_mle", "plot_regularization_path", "plot_robustness",
+    "plot_classification", "save_figure",
+]
