@@ -23,15 +23,15 @@ import time
 import traceback
 import warnings
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from .. import fit as pyro_fit
+from .. import get_family, reference_fit
 from ..compare import comparison_table
 from ..data import load_dataset, make_synthetic
-from ..families import get_family
-from ..inference import fit as pyro_fit
-from ..references import reference_fit
 
 #: columns that measure time or place: they differ between two executions of the same run
 TIMING_COLUMNS = ("seconds", "seconds_reference", "worker", "finished_at")
@@ -176,9 +176,10 @@ def run_one(run: dict) -> dict:
         if run["reference"]:
             row.update(_reference(ours, run, Xtr, ytr))
     except Exception as exc:  # noqa: BLE001 - any failure of a run is data, not a crash
+        where = traceback.extract_tb(exc.__traceback__)[-1]
         row["status"] = "failed"
-        row["error"] = f"{type(exc).__name__}: {exc}"
-        row["warnings"] = traceback.format_exc(limit=-3)
+        row["error"] = (f"{type(exc).__name__}: {exc} "
+                        f"[{Path(where.filename).name}:{where.lineno} in {where.name}]")
         row["seconds"] = row["seconds"] or time.perf_counter() - start
     finally:
         torch.set_num_threads(threads)
