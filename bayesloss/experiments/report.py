@@ -47,11 +47,6 @@ def summary_table(table: pd.DataFrame) -> pd.DataFrame:
 # --- one sentence per figure, from the table ------------------------------------------------
 
 
-def _means(table, x, metric, by):
-    done = table[table["status"] == "done"].dropna(subset=[metric])
-    return done.groupby(by + [x], dropna=False)[metric].mean()
-
-
 def _caption_map_vs_mle(table):
     done = table[table["status"] == "done"]
     mle, map_ = done[done["estimator"] == "mle"], done[done["estimator"] == "map"]
