@@ -17,6 +17,7 @@ from .priors import PRIORS, Prior, get_prior, penalty_mapping
 from .references import reference_fit
 from .results import Fit
 from .spec import ConvergenceWarning, IdentifiabilityWarning, ModelSpec, make_spec
+from .training import TrainingEquivalence, torch_equivalence
 
 __version__ = "0.1.0"
 
@@ -24,4 +25,5 @@ __all__ = [
     "fit", "reference_fit", "compare", "Fit", "Family", "Prior", "ModelSpec", "make_spec",
     "get_family", "get_prior", "penalty_mapping", "FAMILIES", "PRIORS",
     "ConvergenceWarning", "IdentifiabilityWarning", "DivergenceError",
+    "torch_equivalence", "TrainingEquivalence",
 ]

@@ -164,8 +164,12 @@ def run_check(
     seed: int = 0,
     include_longley: bool = True,
     progress: bool = True,
+    training: Optional[Iterable[str]] = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run the matrix; return ``(tidy rows, one-row-per-case summary)``."""
+    """Run the matrix; return ``(tidy rows, one-row-per-case summary)``.
+
+    ``training`` names likelihoods whose PyTorch-loss training is also checked against Pyro
+    SVI on the NLL (:func:`bayesloss.training.equivalence_rows`); None adds none."""
     cases = list(default_cases() if cases is None else cases)
     tables = []
     items = cases + (["longley"] if include_longley else [])
@@ -182,5 +186,9 @@ def run_check(
         else:
             table = run_case(case, optimizer, batch_size, seed)
         tables.append(table)
+    if training is not None:
+        from .training import equivalence_rows
+
+        tables.append(equivalence_rows(list(training), seed=seed))
     rows = pd.concat(tables, ignore_index=True)
     return rows, summarize(rows)

@@ -128,6 +128,8 @@ def _check(args) -> int:
         include_longley=args.optimizer == "lbfgs" and args.data in ("all", "real")
         and (not args.family or "gaussian" in args.family),
         progress=not args.json,
+        # PyTorch-loss training vs Pyro SVI on the NLL, for the matrices with synthetic data
+        training=(args.family or sorted(FAMILIES)) if args.data in ("all", "synthetic") else None,
     )
     if args.out:
         out = Path(args.out)

@@ -157,12 +157,12 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
 
     def one(case: pd.DataFrame) -> pd.Series:
         params = case[(case["parameter"] != "objective") & case["judged"]]
-        obj = case[case["parameter"] == "objective"].iloc[0]
+        obj = case[case["parameter"] == "objective"]  # none for the training rows
         return pd.Series({
             "max_rel_err": params["rel_err"].abs().max() if len(params) else np.nan,
-            "objective_gap": obj["rel_err"],
+            "objective_gap": obj["rel_err"].iloc[0] if len(obj) else np.nan,
             "param_tol": params["tolerance"].max() if len(params) else np.nan,
-            "objective_tol": obj["tolerance"],
+            "objective_tol": obj["tolerance"].iloc[0] if len(obj) else np.nan,
             "converged": bool(case["converged"].all()),
             "passed": bool(case["passed"].all()),
         })

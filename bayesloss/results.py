@@ -115,8 +115,15 @@ class Fit:
     ----------
     spec:
         The model (likelihood, estimator, prior, constants).
+    params_:
+        The estimate by model site name, as numpy arrays on the user's scale: ``weight``
+        ((d,) or (d, K)), ``bias`` (() or (K,); absent without an intercept) and ``scale``
+        (only where it is learned) for a linear mean; a network's layers
+        (``layers.0.weight``, …) for a neural one. Summary, compare, posterior and plots read
+        this one shape whatever the mean function.
     coef_, intercept_:
-        Weights ((d,) or (d, K)) and intercept (float or (K,)), on the user's scale.
+        Views of ``params_`` for a linear mean: weights ((d,) or (d, K); the very array
+        ``params_["weight"]``) and intercept (float or (K,); 0 without one).
         Categorical MLE coefficients are not identifiable; they are reported centred over the
         K classes (each row sums to zero), the convention under which they are unique; so is a
         categorical intercept with a flat prior (MLE or MAP).
@@ -136,8 +143,7 @@ class Fit:
     """
 
     spec: ModelSpec
-    coef_: np.ndarray
-    intercept_: object
+    params_: dict
     scale_: Optional[float]
     converged: bool
     n_iter: int
@@ -176,10 +182,14 @@ class Fit:
             scale = None
         facts.setdefault("feature_names", feature_names(X))
         ev = evaluate(spec, X, y, coef, intercept, scale)
+        params = {"weight": coef}
+        if spec.fit_intercept:
+            params["bias"] = np.asarray(intercept, dtype=np.float64)
+        if spec.learns_scale:
+            params["scale"] = np.asarray(scale, dtype=np.float64)
         return cls(
             spec=spec,
-            coef_=coef,
-            intercept_=intercept,
+            params_=params,
             scale_=scale,
             nll=ev.nll,
             loss=ev.loss,
@@ -187,6 +197,28 @@ class Fit:
             n_samples=int(np.asarray(X).shape[0]),
             **facts,
         )
+
+    # --- views of params_ for a linear mean ---------------------------------------------
+
+    @property
+    def coef_(self) -> np.ndarray:
+        """The linear weights: ``params_["weight"]`` itself ((d,) or (d, K))."""
+        try:
+            return self.params_["weight"]
+        except KeyError:
+            raise AttributeError(
+                "coef_ is for a linear mean; this fit's parameters are in params_: "
+                f"{list(self.params_)}"
+            ) from None
+
+    @property
+    def intercept_(self):
+        """The intercept: ``params_["bias"]`` (a float for one output), 0 without one."""
+        bias = self.params_.get("bias")
+        if bias is None:
+            k = self.coef_.shape[1] if self.coef_.ndim == 2 else None
+            return 0.0 if k is None else np.zeros(k)
+        return float(bias) if bias.ndim == 0 else bias
 
     # --- predictions --------------------------------------------------------------------
 
@@ -238,7 +270,14 @@ class Fit:
     def params(self) -> Table:
         """Tidy table of the estimate: one row per parameter (name, value); weights are named
         by their column (``age``, ``age[2]`` for class 2) when fitted on a DataFrame, by
-        position (``coef[0]``, ``coef[0,2]``) otherwise."""
+        position (``coef[0]``, ``coef[0,2]``) otherwise; a network's sites by site name and
+        index (``layers.0.weight[3,1]``)."""
+        if "weight" not in self.params_:  # a network: one row per element of each site
+            rows = [(f"{site}[{','.join(map(str, idx))}]" if value.ndim else site, value[idx])
+                    for site, value in self.params_.items() for idx in np.ndindex(value.shape)]
+            if self.scale_ is not None and "scale" not in self.params_:
+                rows.append(("scale", self.scale_))
+            return Table(rows, columns=["parameter", "value"])
         rows = []
         coef = self.coef_
         names = self.feature_names
