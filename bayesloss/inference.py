@@ -278,9 +278,11 @@ def _class_shift(problem, guide):
     that sets each feature's shift to its exact optimum, the median (laplace) or the mean
     (normal) of its K weights; it can only lower the objective."""
     spec = problem.spec
-    if not (spec.family.multiclass and spec.is_map and spec.prior in ("laplace", "normal")):
+    named = dict(guide.named_parameters())
+    if not (spec.family.multiclass and spec.is_map and spec.prior in ("laplace", "normal")
+            and "weight_unconstrained" in named):  # (a network mean has no such weight)
         return lambda: None
-    weight = dict(guide.named_parameters())["weight_unconstrained"]
+    weight = named["weight_unconstrained"]
 
     def shift():
         with torch.no_grad():
@@ -509,6 +511,9 @@ def fit(
     lr: float = 0.02,
     check_every: int = 100,
     progress: bool = False,
+    mean: str = "linear",
+    hidden=(32, 32),
+    activation: str = "tanh",
 ) -> Fit:
     r"""Fit the Pyro model of ``likelihood`` by MLE (prior off) or MAP (prior on).
 
@@ -546,6 +551,11 @@ def fit(
     progress:
         Show a progress bar on stderr: Adam's steps, or L-BFGS's objective evaluations once
         the fit has run for :data:`PROGRESS_DELAY` (1 s), so that quick fits stay quiet.
+    mean, hidden, activation:
+        ``"linear"`` (default) or ``"mlp"``: a multilayer perceptron with hidden widths
+        ``hidden`` and ``activation`` (``tanh``, ``relu``, ``sigmoid``, ``gelu``,
+        ``softplus``), its weights under the prior (see :mod:`bayesloss.neural`); the fit is a
+        :class:`~bayesloss.neural.NetworkFit` with the layers in ``params_``.
 
     Returns
     -------
@@ -560,6 +570,19 @@ def fit(
         \hat\theta_{\text{MLE}} = \arg\min_\theta -\log p(y\mid X,\theta),\qquad
         \hat\theta_{\text{MAP}} = \arg\min_\theta -\log p(y\mid X,\theta) - \log p(\theta)
     """
+    if mean != "linear":  # other mean functions live in their own module
+        from .neural import fit_network
+
+        if mean != "mlp":
+            raise ValueError(f"unknown mean {mean!r}; valid names are ['linear', 'mlp']")
+        return fit_network(
+            X, y, likelihood, hidden=hidden, activation=activation, estimator=estimator,
+            prior=prior, prior_scale=prior_scale, noise_scale=noise_scale, df=df,
+            prior_df=prior_df, fit_intercept=fit_intercept,
+            penalize_intercept=penalize_intercept, optimizer=optimizer, batch_size=batch_size,
+            seed=seed, tol=tol, max_iter=max_iter, num_steps=num_steps, lr=lr,
+            check_every=check_every, progress=progress,
+        )
     spec = make_spec(
         likelihood, estimator=estimator, prior=prior, prior_scale=prior_scale,
         noise_scale=noise_scale, df=df, prior_df=prior_df, fit_intercept=fit_intercept,

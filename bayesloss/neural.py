@@ -16,17 +16,28 @@ linear intercept is. Sites are named like PyTorch's ``state_dict`` of the same n
 
 from __future__ import annotations
 
+import math
+import time
+import warnings
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
+import numpy as np
 import pyro
 import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
+from pyro import poutine
+from pyro.infer import Trace_ELBO
+from pyro.infer.autoguide import AutoDelta
+from pyro.infer.autoguide.initialization import init_to_value
 from torch import nn
 
 from .models import _all_rows, _flat
-from .spec import ModelSpec
+from .results import Fit
+from .spec import (ConvergenceWarning, IdentifiabilityWarning, ModelSpec, check_data, check_X,
+                   make_spec)
 
 ACTIVATIONS: dict[str, Callable] = {
     "tanh": torch.tanh,
@@ -131,11 +142,13 @@ class MLPMean:
     def n_layers(self) -> int:
         return len(self.hidden) + 1
 
-    def sample(self, weight_prior: Callable) -> dict:
-        """Sample the sites: ``weight_prior(shape)`` for weight matrices, flat for biases."""
+    def sample(self, weight_prior: Callable, bias_prior: Optional[Callable] = None) -> dict:
+        """Sample the sites: ``weight_prior(shape)`` for weight matrices, ``bias_prior``
+        (default flat) for biases."""
+        bias_prior = bias_prior or (lambda shape: _flat(shape, DTYPE))
         return {
             name: pyro.sample(name, weight_prior(shape) if name.endswith("weight")
-                              else _flat(shape, DTYPE))
+                              else bias_prior(shape))
             for name, shape in self.shapes
         }
 
@@ -170,7 +183,8 @@ def build_network_model(
 
     def model(X: torch.Tensor, y: Optional[torch.Tensor] = None,
               batch_size: Optional[int] = None):
-        params = network.sample(weight_prior)
+        params = network.sample(weight_prior,
+                                weight_prior if spec.penalize_intercept else None)
         scale = None
         if family.has_scale:
             if fixed_scale is None:
@@ -187,3 +201,210 @@ def build_network_model(
             return pyro.sample("obs", family.distribution(eta, scale, spec.df, smoothing), obs=y)
 
     return model
+
+
+# --- fitting a network mean -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NetworkFit(Fit):
+    """A point estimate of a model with a network mean: ``params_`` holds its layers by site
+    name (``layers.0.weight`` (out, in), ``layers.0.bias``, …, and ``scale`` where learned);
+    ``predict`` / ``predict_mean`` / ``predict_proba`` work as for a linear fit, on the
+    network's output ``η``. There is no ``coef_`` (it raises AttributeError)."""
+
+    hidden: tuple = ()
+    activation: str = "tanh"
+    n_outputs: int = 1
+
+    def network(self) -> MLPMean:
+        return MLPMean(self.params_["layers.0.weight"].shape[1], self.hidden, self.n_outputs,
+                       self.activation)
+
+    def linear_predictor(self, X) -> np.ndarray:
+        """The network's output ``η = f(x)`` (on the link scale, as the linear ``X w + b``)."""
+        X = check_X(X)
+        net = self.network()
+        if X.shape[1] != net.n_in:
+            raise ValueError(f"X has {X.shape[1]} columns; the network takes {net.n_in}")
+        with torch.no_grad():
+            params = {k: torch.as_tensor(v) for k, v in self.params_.items()}
+            return net(torch.as_tensor(X), params).numpy()
+
+
+@dataclass
+class _NetworkProblem:
+    """A spec, data and network: what the shared optimiser loops read (``spec``, ``X``,
+    ``y``, ``model(smoothing)``)."""
+
+    spec: ModelSpec
+    X: torch.Tensor
+    y: torch.Tensor
+    network: MLPMean
+
+    def model(self, smoothing: float = 0.0):
+        return build_network_model(self.spec, self.network, smoothing=smoothing)
+
+
+def _run_lbfgs(problem: _NetworkProblem, guide, params, tol: float, max_iter: int):
+    """Full-batch L-BFGS on the per-row objective; kinked objectives (laplace likelihood or
+    prior) by the smoothing continuation of :mod:`bayesloss.inference`, judged on the exact
+    objective's relative change over the last stage (the linear fits' active-set polish
+    needs a linear model and is not used here)."""
+    from .inference import KINKED_TOL, SMOOTHING_SCHEDULE, _lbfgs_stage, _stop
+
+    elbo = Trace_ELBO()
+    n = problem.X.shape[0]
+
+    def loss_of(model):
+        return lambda: elbo.differentiable_loss(model, guide, problem.X, problem.y) / n
+
+    exact = loss_of(problem.model())
+    if not problem.spec.kinked:
+        n_iter, gnorm = _lbfgs_stage(exact, params, tol, max_iter)
+        return (n_iter, gnorm) + _stop(n_iter, gnorm, tol, max_iter)
+    total, previous, rel_change = 0, None, math.inf
+    for eps in SMOOTHING_SCHEDULE:
+        n_iter, gnorm = _lbfgs_stage(loss_of(problem.model(eps)), params,
+                                     max(tol, 1e-2 * eps), max_iter, ftol=1e-13)
+        total += n_iter
+        with torch.no_grad():
+            current = float(exact())
+        if previous is not None:
+            rel_change = abs(previous - current) / max(abs(current), 1.0)
+        previous = current
+    return total, gnorm, rel_change <= KINKED_TOL, {"objective_rel_change": rel_change}
+
+
+def evaluate_network(spec: ModelSpec, network: MLPMean, X, y, params: dict, scale):
+    """NLL, classical loss and −log joint of the network model at ``params`` (numpy arrays by
+    site name) on ``(X, y)``."""
+    from .results import Evaluation
+
+    X_t = torch.as_tensor(np.asarray(X, dtype=np.float64))
+    y_t = torch.as_tensor(np.asarray(y, dtype=np.float64))
+    values = {k: torch.as_tensor(np.asarray(v, dtype=np.float64)) for k, v in params.items()}
+    s = None if scale is None else torch.as_tensor(float(scale), dtype=DTYPE)
+    with torch.no_grad(), pyro.validation_enabled(False):
+        eta = network(X_t, values)
+        nll = spec.family.nll(y_t, eta, s, spec.df)
+        loss = spec.family.loss(y_t, eta, s, spec.df)
+        model = build_network_model(spec, network, noise_scale=s)
+        cond = dict(values)
+        if spec.learns_scale:
+            cond["scale"] = s
+        trace = poutine.trace(poutine.condition(model, data=cond)).get_trace(X_t, y_t)
+        objective = -trace.log_prob_sum()
+    return Evaluation(float(nll), float(loss), float(objective))
+
+
+def fit_network(
+    X,
+    y,
+    likelihood: str,
+    *,
+    hidden=(32, 32),
+    activation: str = "tanh",
+    estimator: str = "mle",
+    prior: str = "normal",
+    prior_scale: float = 1.0,
+    noise_scale: Optional[float] = None,
+    df: float = 4.0,
+    prior_df: float = 3.0,
+    fit_intercept: bool = True,
+    penalize_intercept: bool = False,
+    optimizer: str = "lbfgs",
+    batch_size: Optional[int] = None,
+    seed: int = 0,
+    tol: Optional[float] = None,
+    max_iter: int = 1000,
+    num_steps: Optional[int] = None,
+    lr: float = 0.02,
+    check_every: int = 100,
+    progress: bool = False,
+) -> NetworkFit:
+    r"""MLE / MAP of ``likelihood`` with an MLP mean; :func:`bayesloss.fit` with ``mean="mlp"``.
+
+    .. math::
+
+        \hat\theta = \arg\min_\theta\ -\textstyle\sum_i \log p(y_i \mid f_\theta(x_i), \sigma)
+        \;[-\ \log p(W)\ \text{(MAP)}]
+
+    The network starts from PyTorch's default ``nn.Linear`` initialisation under ``seed``
+    (:func:`initial_state`), so a plain PyTorch run can start from the same point. The inputs
+    are used as given: standardise them as for any network. The objective is not convex;
+    the optimum reached is a local one, and another seed may find another. Optimisers,
+    tolerances and warnings as in :func:`bayesloss.fit` (the biases carry no prior unless
+    ``penalize_intercept``).
+    """
+    from .inference import OPTIMIZERS, _run_adam
+
+    hidden = check_hidden(hidden)
+    check_activation(activation)
+    if not fit_intercept:
+        raise ValueError("mean='mlp' has a bias in every layer; fit_intercept=False is for "
+                         "linear means")
+    spec = make_spec(
+        likelihood, estimator=estimator, prior=prior, prior_scale=prior_scale,
+        noise_scale=noise_scale, df=df, prior_df=prior_df, fit_intercept=True,
+        penalize_intercept=penalize_intercept,
+    )
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; valid names are {list(OPTIMIZERS)}")
+    with warnings.catch_warnings():  # a network's MLE is never unique (its units permute)
+        warnings.simplefilter("ignore", IdentifiabilityWarning)
+        X, y = check_data(X, y, spec)
+    if batch_size is not None:
+        if optimizer != "adam":
+            raise ValueError("batch_size (minibatches) needs optimizer='adam'")
+        if not 1 <= int(batch_size) <= X.shape[0]:
+            raise ValueError(f"batch_size must be in 1..{X.shape[0]}; got {batch_size}")
+        batch_size = int(batch_size)
+    if tol is None:
+        tol = 1e-9 if optimizer == "lbfgs" else 5e-3 if batch_size else 1e-7
+    if num_steps is None:
+        num_steps = 5000 if spec.kinked or batch_size else 20000
+    n_out = int(y.max()) + 1 if spec.family.multiclass else 1
+    network = MLPMean(X.shape[1], hidden, n_out, activation)
+    X_t = torch.as_tensor(X, dtype=DTYPE)
+    y_t = torch.as_tensor(y, dtype=torch.long if spec.family.multiclass else DTYPE)
+    problem = _NetworkProblem(spec, X_t, y_t, network)
+    init = dict(initial_state(X.shape[1], hidden, n_out, seed))
+    if spec.learns_scale:  # the spread of y: the scale of an output near its mean
+        init["scale"] = torch.tensor(float(np.std(y)), dtype=DTYPE)
+
+    pyro.set_rng_seed(seed)
+    start = time.perf_counter()
+    with pyro.get_param_store().scope(), pyro.validation_enabled(False):
+        guide = AutoDelta(problem.model(), init_loc_fn=init_to_value(values=init))
+        guide(X_t, y_t)
+        params = list(guide.parameters())
+        if optimizer == "lbfgs":
+            n_iter, gnorm, converged, info = _run_lbfgs(problem, guide, params, float(tol),
+                                                        max_iter)
+        else:
+            n_iter, gnorm, converged, info = _run_adam(
+                problem, guide, params, float(tol), num_steps, lr, batch_size, check_every,
+                progress)
+        with torch.no_grad():
+            point = {k: v.detach().numpy().copy() for k, v in guide.median().items()}
+    info["seconds"] = time.perf_counter() - start
+    scale = float(point["scale"]) if spec.learns_scale else spec.noise_scale
+    ev = evaluate_network(spec, network, X, y, {k: v for k, v in point.items()
+                                                if k != "scale"}, scale)
+    method = (f"pyro AutoDelta + torch L-BFGS (strong Wolfe), MLP {hidden} {activation}"
+              if optimizer == "lbfgs" else f"pyro SVI + ClippedAdam, MLP {hidden} {activation}"
+              + (f" (batch {batch_size})" if batch_size else ""))
+    result = NetworkFit(
+        spec=spec, params_=point, scale_=scale if spec.family.has_scale else None,
+        converged=bool(converged), n_iter=int(n_iter), grad_norm=float(gnorm), nll=ev.nll,
+        loss=ev.loss, objective=ev.objective, n_samples=X.shape[0], method=method, seed=seed,
+        info=info, hidden=hidden, activation=activation, n_outputs=n_out,
+    )
+    if not converged:
+        warnings.warn(
+            f"{spec.label()} MLP fit with {optimizer} stopped after {n_iter} iterations before "
+            f"its criterion (tol={tol:g}) held: |grad|∞ = {gnorm:.2e}",
+            ConvergenceWarning, stacklevel=3,
+        )
+    return result

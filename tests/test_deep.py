@@ -4,6 +4,8 @@ SVI on the NLL, neural means, known per-row scales, heteroscedastic and multi-ou
 Every reference is computed here by an independent route: plain PyTorch on its own loss,
 closed-form (weighted) least squares, scipy on the same NLL from another start."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -131,3 +133,137 @@ def test_check_gains_the_training_rows():
     assert rows["family"].tolist() == ["poisson"] and rows["parameter"].tolist() == [
         "max |Δparam|"]
     assert rows["ours"].iloc[0] <= 1e-6 and summary["passed"].all(), rows
+
+
+# --- neural-network means ---------------------------------------------------------------------
+
+
+def torch_lbfgs_reference(X, y, likelihood, hidden, seed, max_iter):
+    """Plain PyTorch: the same network from the same initial weights, ``torch.optim.LBFGS``
+    (strong Wolfe) on ``nn.MSELoss`` / ``nn.BCEWithLogitsLoss``; returns the final loss."""
+    import torch
+
+    from bayesloss.neural import TorchMLP, initial_state
+
+    net = TorchMLP(X.shape[1], hidden, 1, "tanh")
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            p.copy_(initial_state(X.shape[1], hidden, 1, seed)[name])
+    X_t, y_t = torch.as_tensor(X), torch.as_tensor(y, dtype=torch.float64)
+    loss_fn = torch.nn.MSELoss() if likelihood == "gaussian" else torch.nn.BCEWithLogitsLoss()
+    opt = torch.optim.LBFGS(net.parameters(), lr=1.0, max_iter=max_iter,
+                            max_eval=int(1.5 * max_iter), tolerance_grad=1e-9,
+                            tolerance_change=0.0, history_size=20, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = loss_fn(net(X_t), y_t)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        return loss_fn, float(loss_fn(net(X_t), y_t))
+
+
+def network_data(likelihood, n, seed):
+    """Targets from a two-unit tanh network (so a two-unit fit is well posed)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 2))
+    f = np.tanh(X @ [1.0, -0.5] + 0.3) - 0.8 * np.tanh(X @ [0.3, 0.8] - 0.2)
+    if likelihood == "gaussian":
+        return X, f + 0.1 * rng.standard_normal(n)
+    return X, (rng.uniform(size=n) < 1 / (1 + np.exp(-3 * f))).astype(float)
+
+
+@pytest.mark.parametrize("likelihood, kwargs, seed", [
+    # σ² = 1/2 makes the per-row NLL equal MSE + const, so both minimise the same function
+    ("gaussian", {"noise_scale": np.sqrt(0.5)}, 1),
+    ("gaussian", {"noise_scale": np.sqrt(0.5)}, 2),
+    # (with seed 2 the bernoulli MLE of this network drifts: its units saturate as the classes
+    # separate, and L-BFGS stalls at |grad|∞ ~1e-6, as a network MLE may not exist)
+    ("bernoulli", {}, 1),
+])
+def test_mlp_fit_reaches_the_training_loss_of_plain_torch_lbfgs(likelihood, kwargs, seed):
+    import torch
+
+    X, y = network_data(likelihood, 200, seed=21 + seed)
+    fit = bayesloss.fit(X, y, likelihood, mean="mlp", hidden=(2,), seed=seed, max_iter=3000,
+                        **kwargs)
+    assert fit.converged
+    loss_fn, ref = torch_lbfgs_reference(X, y, likelihood, (2,), seed=seed, max_iter=3000)
+    with torch.no_grad():
+        ours = float(loss_fn(torch.as_tensor(fit.linear_predictor(X)),
+                             torch.as_tensor(y, dtype=torch.float64)))
+    assert abs(ours - ref) <= 1e-6 * abs(ref), (ours, ref)
+    assert list(fit.params_) == ["layers.0.weight", "layers.0.bias", "layers.1.weight",
+                                 "layers.1.bias"]
+    with pytest.raises(AttributeError, match="params_"):
+        fit.coef_
+
+
+def test_mlp_prior_sits_on_the_weight_matrices_only():
+    """MAP objective = NLL + Σ −log N(W | 0, τ) over the weight matrices (scipy), biases flat;
+    MLE objective = NLL (the prior masked off)."""
+    import scipy.stats as st
+
+    X, y = standardised("bernoulli", 120, 2, seed=8)
+    kw = dict(mean="mlp", hidden=(3,), seed=0, max_iter=300, tol=1e-6)
+    with warnings.catch_warnings():  # convergence is not what this test is about
+        warnings.simplefilter("ignore", bayesloss.ConvergenceWarning)
+        mle = bayesloss.fit(X, y, "bernoulli", **kw)
+        map_ = bayesloss.fit(X, y, "bernoulli", estimator="map", prior_scale=0.7, **kw)
+    assert mle.objective == pytest.approx(mle.nll, rel=1e-12)
+    penalty = sum(-st.norm.logpdf(v, 0, 0.7).sum() for k, v in map_.params_.items()
+                  if k.endswith("weight"))
+    assert map_.objective == pytest.approx(map_.nll + penalty, rel=1e-12)
+
+    def sq_norm(fit):  # the prior shrinks the weights
+        return sum((v**2).sum() for k, v in fit.params_.items() if k.endswith("weight"))
+
+    assert sq_norm(map_) < sq_norm(mle)
+
+
+def test_mlp_predictions_follow_the_network_output():
+    X, y = standardised("categorical", 150, 2, seed=9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bayesloss.ConvergenceWarning)
+        fit = bayesloss.fit(X, y, "categorical", estimator="map", mean="mlp", hidden=(4,),
+                            max_iter=200, tol=1e-6)
+    # the network by hand, in numpy, from params_
+    p = fit.params_
+    eta = np.tanh(X @ p["layers.0.weight"].T + p["layers.0.bias"]) @ p["layers.1.weight"].T \
+        + p["layers.1.bias"]
+    np.testing.assert_allclose(fit.linear_predictor(X), eta, rtol=1e-12, atol=1e-12)
+    proba = np.exp(eta - eta.max(axis=1, keepdims=True))
+    proba /= proba.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(fit.predict_proba(X), proba, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(fit.predict(X), eta.argmax(axis=1))
+
+
+def test_mlp_adam_full_batch_and_minibatch_reach_the_lbfgs_loss():
+    X, y = standardised("bernoulli", 200, 2, seed=12)
+    kw = dict(mean="mlp", hidden=(3,), seed=2)
+    lbfgs = bayesloss.fit(X, y, "bernoulli", max_iter=2000, **kw)
+    with warnings.catch_warnings():  # minibatch gradients stay noisy; judged on the loss
+        warnings.simplefilter("ignore", bayesloss.ConvergenceWarning)
+        full = bayesloss.fit(X, y, "bernoulli", optimizer="adam", num_steps=3000, lr=0.05, **kw)
+        mini = bayesloss.fit(X, y, "bernoulli", optimizer="adam", batch_size=50,
+                             num_steps=3000, lr=0.05, **kw)
+    assert lbfgs.converged
+    assert full.loss == pytest.approx(lbfgs.loss, rel=1e-4)
+    assert mini.loss == pytest.approx(lbfgs.loss, rel=1e-2)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"mean": "cnn"}, "unknown mean"),
+    ({"mean": "mlp", "hidden": (8, -1)}, "hidden must be a tuple of positive ints"),
+    ({"mean": "mlp", "hidden": "32"}, "hidden must be a tuple of positive ints"),
+    ({"mean": "mlp", "hidden": (2.5,)}, "hidden must be a tuple of positive ints"),
+    ({"mean": "mlp", "activation": "swish"}, "unknown activation"),
+    ({"mean": "mlp", "fit_intercept": False}, "bias in every layer"),
+])
+def test_mlp_bad_input(kwargs, match):
+    X, y = standardised("gaussian", 30, 2, seed=0)
+    with pytest.raises(ValueError, match=match):
+        bayesloss.fit(X, y, "gaussian", **kwargs)
