@@ -1,0 +1,551 @@
+r"""Full posteriors of the same Pyro models: NUTS on a derived potential, and the Laplace
+approximation.
+
+The model is :func:`~bayesloss.models.build_model`'s, as in the point fits:
+
+.. math::
+
+    p(w, b, \sigma \mid X, y) \propto \prod_i p(y_i \mid x_i^\top w + b, \sigma)\;
+    \prod_j p(w_j)
+
+with a flat intercept and, when it is learned, a flat noise scale on (0, ∞) (a Stan model that
+declares ``real<lower=0> sigma;`` with no prior statement). ``prior=None`` makes the weights flat
+too: the posterior whose mode is the MLE.
+
+* ``method="nuts"``: Pyro's ``NUTS``/``MCMC`` given a potential derived once from the model
+  (:class:`~bayesloss.potential.Potential`; no trace per step), in the coordinates ``z`` with
+  ``u = û + A z``: ``u`` the unconstrained parameters (``log σ`` for a learned scale), ``û`` the
+  mode in that space and ``A Aᵀ`` the inverse of the exact Hessian there. The posterior of ``z``
+  is close to N(0, I) however unscaled or collinear the design is.
+* ``method="laplace"``: the Gaussian ``N(û, A Aᵀ)`` itself; weights and intercept are Gaussian
+  in their own (user's) coordinates, a learned scale is log-normal (Gaussian in ``log σ``).
+
+Where the mode lives: a point fit's MAP (AutoDelta) is the mode of the density of θ (the
+*constrained* space); the Laplace approximation's mode is that of the density of ``u``, which
+carries the Jacobian ``log|∂θ/∂u|`` (as Stan's ``jacobian=True``). They differ only for
+constrained parameters (the learned scale): see :func:`mode_space_demo`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import pyro
+import torch
+from pyro.infer import MCMC, NUTS
+
+from .inference import fit
+from .potential import GaussianApproximation, Potential, laplace_approximation
+from .results import Fit
+from .spec import IdentifiabilityWarning, check_data, make_spec
+
+METHODS = ("nuts", "laplace")
+MIN_DRAWS = 50  # split R-hat and the ESS estimates need a few dozen draws per chain
+
+
+class SamplerWarning(UserWarning):
+    """NUTS diagnostics failed a threshold: R-hat > 1.01, ESS < 100 per chain, divergent
+    transitions, or E-BFMI < 0.3. The draws may not represent the posterior."""
+
+
+class _RecordingNUTS(NUTS):
+    """Pyro's NUTS, also recording per draw what ArviZ's ``sample_stats`` needs: the
+    Hamiltonian at the start of the transition (``energy``, for E-BFMI), the step size, and
+    whether the trajectory diverged. Returned through ``diagnostics()``, which Pyro sends back
+    from worker processes."""
+
+    def setup(self, warmup_steps, *args, **kwargs):
+        torch.set_num_threads(1)  # one chain per process; 2 threads per chain only contend
+        self._records = {"energy": [], "step_size": [], "diverging": []}
+        super().setup(warmup_steps, *args, **kwargs)
+
+    def _sample_r(self, name):
+        r, r_unscaled = super()._sample_r(name)
+        self._energy_start = float(self._kinetic_energy(r_unscaled) + self._potential_energy_last)
+        return r, r_unscaled
+
+    def sample(self, params):
+        divergences, step_size = len(self._divergences), self.step_size
+        out = super().sample(params)
+        if self._t > self._warmup_steps:
+            self._records["energy"].append(self._energy_start)
+            self._records["step_size"].append(step_size)
+            self._records["diverging"].append(len(self._divergences) > divergences)
+        return out
+
+    def diagnostics(self):
+        return {**super().diagnostics(), **self._records}
+
+
+class _Whitened:
+    """``z ↦ U(û + T z)``: the potential in whitened coordinates (a picklable callable, so
+    chains can run in spawned processes too)."""
+
+    def __init__(self, potential: Potential, center: np.ndarray, transform: np.ndarray):
+        self.potential = potential
+        self.center = torch.as_tensor(center)
+        self.transform = torch.as_tensor(transform)
+
+    def to_u(self, z: torch.Tensor) -> torch.Tensor:
+        return self.center + z @ self.transform.T
+
+    def __call__(self, params: dict) -> torch.Tensor:
+        return self.potential(self.center + self.transform @ params["z"])
+
+
+@dataclass
+class Posterior:
+    """Posterior draws of one model, with its point fits and diagnostics.
+
+    Attributes
+    ----------
+    spec:
+        The model (``estimator="mle"`` when ``prior=None``: flat weights).
+    method:
+        ``"nuts"`` or ``"laplace"``.
+    idata:
+        ``arviz.InferenceData`` with ``posterior`` (sites ``weight``, ``bias``, ``scale`` when
+        learned), ``sample_stats`` (NUTS: ``energy``, ``step_size``, ``diverging``),
+        ``log_likelihood`` and ``posterior_predictive`` (``obs``), ``observed_data``.
+    mean_, cov_:
+        Posterior mean and covariance of ``[coef…, intercept]`` (coef row-major for
+        categorical) in the user's coordinates: exact Gaussian moments for ``"laplace"``,
+        sample moments for ``"nuts"``. :attr:`names` labels them.
+    mle, map:
+        The core's point fits (:func:`bayesloss.fit`); ``mle`` is None where the MLE does not
+        exist (separable classes), ``map`` is None for ``prior=None``.
+    approximation:
+        The Gaussian at the mode in the unconstrained space (the Laplace approximation, and the
+        preconditioner of NUTS).
+    info:
+        Timing, chain method (parallel processes or sequential, and why), etc.
+    """
+
+    spec: object
+    method: str
+    idata: object
+    mean_: np.ndarray
+    cov_: np.ndarray
+    names: list
+    mle: Optional[Fit]
+    map: Optional[Fit]
+    approximation: GaussianApproximation
+    feature_names: tuple
+    info: dict = field(default_factory=dict)
+
+    def summary(self) -> pd.DataFrame:
+        """ArviZ's summary (mean, sd, HDI, MCSE, ESS, R-hat) with the MLE and the MAP beside
+        it; the MAP is AutoDelta's mode of the density of θ (the *constrained* space), labelled
+        so; ``laplace_mode_unconstrained`` is the Laplace approximation's mode (the density of
+        ``u``, with ``log σ`` for a learned scale)."""
+        from . import diagnostics
+
+        table = diagnostics.summary(self.idata).reset_index(names="parameter")
+        mode_values, _ = self.approximation_potential.unpack(torch.as_tensor(
+            self.approximation.mode))
+        index = self._index
+        table["mle"] = [_lookup(_site_values(self.mle), p, index) for p in table["parameter"]]
+        table["map_constrained"] = [_lookup(_site_values(self.map), p, index)
+                                    for p in table["parameter"]]
+        mode = {k: v.numpy() for k, v in mode_values.items()}
+        table["laplace_mode_unconstrained"] = [_lookup(mode, p, index)
+                                               for p in table["parameter"]]
+        return table
+
+    @property
+    def _index(self) -> dict:
+        return {name: j for j, name in enumerate(self.feature_names)}
+
+    def diagnostics(self, warn: bool = True) -> dict:
+        """Max R-hat, min bulk / tail ESS, divergences, min E-BFMI; warns (SamplerWarning)
+        when R-hat > 1.01, ESS < 100 per chain, any divergence or E-BFMI < 0.3."""
+        from . import diagnostics
+
+        health = diagnostics.sampler_health(self.idata)
+        health["problems"] = diagnostics.health_problems(health) if self.method == "nuts" else []
+        if warn and health["problems"]:
+            warnings.warn(f"{self.spec.label()} NUTS: " + "; ".join(health["problems"]),
+                          SamplerWarning, stacklevel=2)
+        return health
+
+    def draws(self, site: str) -> np.ndarray:
+        """All draws of one site, chains stacked: (chains · draws, …)."""
+        values = self.idata.posterior[site].values
+        return values.reshape((-1,) + values.shape[2:])
+
+    def __repr__(self) -> str:
+        post = self.idata.posterior
+        return (f"Posterior({self.spec.label()}, method={self.method!r}, "
+                f"chains={post.sizes['chain']}, draws={post.sizes['draw']})")
+
+
+def _lookup(values: Optional[dict], parameter: str, features: dict):
+    """The entry of ``values`` named like ArviZ's rows: ``weight[x3]``, ``weight[x1, 2]``,
+    ``bias[0]``, ``scale`` (a weight's first index is its feature name)."""
+    name, _, index = parameter.partition("[")
+    if values is None or name not in values:
+        return np.nan
+    value = np.asarray(values[name])
+    if not index:
+        return float(value)
+    parts = [i.strip() for i in index.rstrip("]").split(",")]
+    if name == "weight":
+        parts[0] = features[parts[0]]
+    return float(value[tuple(int(i) for i in parts)])
+
+
+def _site_values(point: Optional[Fit]) -> Optional[dict]:
+    """A point fit's parameters by model site."""
+    if point is None:
+        return None
+    values = {"weight": point.coef_, "bias": point.intercept_}
+    if point.spec.learns_scale:
+        values["scale"] = point.scale_
+    return values
+
+
+def _check_sampling_args(method, chains, warmup, draws):
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; valid names are {list(METHODS)}")
+    for name, value, low in (("chains", chains, 1), ("warmup", warmup, 0),
+                             ("draws", draws, MIN_DRAWS)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            extra = " (fewer draws leave R-hat and ESS meaningless)" if name == "draws" else ""
+            raise ValueError(f"{name} must be an integer ≥ {low}{extra}; got {value!r}")
+
+
+def _validated(X, y, spec):
+    """``check_data``; with flat weights, what would only be a warning for the MLE (too few
+    rows, constant or duplicated columns) makes the posterior improper: a ValueError."""
+    if spec.is_map:
+        return check_data(X, y, spec)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", IdentifiabilityWarning)
+        X, y = check_data(X, y, spec)
+    for w in caught:
+        if issubclass(w.category, IdentifiabilityWarning):
+            raise ValueError(f"prior=None (flat weights) gives an improper posterior here: "
+                             f"{w.message}; use a prior")
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return X, y
+
+
+def _point_fits(X, y, likelihood, spec, model_kw, seed):
+    """The MLE (None where it does not exist, unless the posterior needs it) and the MAP."""
+    try:
+        with warnings.catch_warnings():
+            if spec.is_map:  # the MLE is only a mark on the plots here
+                warnings.simplefilter("ignore", IdentifiabilityWarning)
+            mle = fit(X, y, likelihood, estimator="mle", seed=seed, **model_kw)
+    except ValueError as err:
+        if not spec.is_map:
+            raise ValueError(f"prior=None (flat weights) gives an improper posterior: {err}") \
+                from None
+        mle = None
+    map_fit = fit(X, y, likelihood, estimator="map", seed=seed, **model_kw) if spec.is_map \
+        else None
+    return mle, map_fit
+
+
+def _chain_plan(chains: int, mp_context: Optional[str]) -> tuple[bool, str]:
+    """Parallel processes where Pyro runs them (it keeps one CPU for the main process)."""
+    if chains == 1:
+        return False, "sequential (one chain)"
+    free = max(multiprocessing.cpu_count() - 1, 1)
+    if chains > free:
+        return False, (f"sequential: {chains} chains > {free} free CPU(s) (Pyro keeps one for "
+                       "the main process)")
+    return True, f"parallel processes ({mp_context})"
+
+
+def _run_nuts(whitened: _Whitened, size: int, *, chains, warmup, draws, seed, target_accept,
+              max_tree_depth, mp_context, progress):
+    pyro.set_rng_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    # dispersed starts: draws from the Laplace approximation, which N(0, I) is in z
+    init = torch.randn((chains, size), generator=gen, dtype=torch.float64)
+    parallel, plan = _chain_plan(chains, mp_context)
+
+    def run(parallel):
+        kernel = _RecordingNUTS(potential_fn=whitened, target_accept_prob=target_accept,
+                                max_tree_depth=max_tree_depth)
+        params = {"z": init if chains > 1 else init[0]}
+        with warnings.catch_warnings():
+            # Pyro's own note when it falls back to sequential chains: we say why in info
+            warnings.filterwarnings("ignore", message="num_chains=.*more than available_cpu")
+            mcmc = MCMC(kernel, num_samples=draws, warmup_steps=warmup, initial_params=params,
+                        num_chains=chains, mp_context=mp_context if parallel else None,
+                        disable_progbar=not progress)
+            threads = torch.get_num_threads()
+            try:
+                mcmc.run()
+            finally:
+                torch.set_num_threads(threads)
+        return mcmc
+
+    try:
+        mcmc = run(parallel)
+    except (TypeError, AttributeError, RuntimeError) as err:
+        if not parallel or "pickle" not in str(err).lower():
+            raise
+        plan = f"sequential: the chains could not be sent to worker processes ({err})"
+        mcmc = run(False)
+    z = mcmc.get_samples(group_by_chain=True)["z"]
+    diag = mcmc.diagnostics()
+    stats = {key: np.array([diag[key][f"chain {c}"] for c in range(chains)])
+             for key in ("energy", "step_size", "diverging")}
+    stats["diverging"] = stats["diverging"].astype(bool)
+    return z, stats, plan
+
+
+def posterior(
+    X,
+    y,
+    likelihood: str,
+    *,
+    prior: Optional[str] = "normal",
+    prior_scale: float = 1.0,
+    noise_scale: Optional[float] = None,
+    df: float = 4.0,
+    prior_df: float = 3.0,
+    fit_intercept: bool = True,
+    penalize_intercept: bool = False,
+    method: str = "nuts",
+    chains: int = 4,
+    warmup: int = 500,
+    draws: int = 1000,
+    seed: int = 0,
+    target_accept: float = 0.8,
+    max_tree_depth: int = 10,
+    mp_context: Optional[str] = None,
+    progress: Optional[bool] = None,
+    feature_names: Optional[Sequence[str]] = None,
+) -> Posterior:
+    r"""The posterior of the model ``likelihood`` + ``prior`` on (X, y), by NUTS or Laplace.
+
+    .. math::
+
+        p(\theta \mid X, y) \propto p(y \mid X, \theta)\, p(\theta),\qquad
+        \theta = (w, b, \sigma)
+
+    Parameters
+    ----------
+    X, y, likelihood, prior_scale, noise_scale, df, prior_df, fit_intercept, penalize_intercept:
+        As in :func:`bayesloss.fit`. The intercept is flat unless ``penalize_intercept``; a
+        learned scale is flat on (0, ∞).
+    prior:
+        ``normal``, ``laplace``, ``studentt``, ``cauchy`` on the weights, or None for flat
+        weights (the posterior whose mode is the MLE; improper, hence a ValueError, for
+        separable classes, fewer rows than coefficients, constant or duplicated columns).
+    method:
+        ``"nuts"`` (Pyro NUTS on the derived, whitened potential) or ``"laplace"`` (the
+        Gaussian at the mode in the unconstrained space, exact Hessian; smooth models only).
+    chains, warmup, draws:
+        NUTS chains (parallel processes where the machine has a CPU per chain besides the main
+        one, sequential otherwise: ``info["chains"]`` says which and why), warm-up iterations
+        (step size and diagonal mass adaptation), and draws kept per chain (≥ 50). The Laplace
+        method draws ``chains × draws`` from its Gaussian so every plot works on it.
+    seed:
+        Seeds the point fits, the starting points and the sampler.
+    target_accept, max_tree_depth:
+        NUTS settings (Pyro's ``target_accept_prob`` and ``max_tree_depth``).
+    mp_context:
+        Multiprocessing start method for parallel chains (default ``"fork"`` where available,
+        else ``"spawn"``; the potential is picklable).
+    progress:
+        Pyro's progress bar while sampling (default: when stderr is a terminal).
+    feature_names:
+        Coordinates of the ``feature`` dimension (default ``x0, x1, …``).
+
+    Returns
+    -------
+    Posterior
+        Draws as ``arviz.InferenceData``, posterior mean and covariance, the MLE and MAP point
+        fits, diagnostics. NUTS runs that fail the health thresholds warn
+        (:class:`SamplerWarning`).
+    """
+    _check_sampling_args(method, chains, warmup, draws)
+    model_kw = dict(prior="normal" if prior is None else prior, prior_scale=prior_scale,
+                    noise_scale=noise_scale, df=df, prior_df=prior_df,
+                    fit_intercept=fit_intercept, penalize_intercept=penalize_intercept)
+    spec = make_spec(likelihood, estimator="mle" if prior is None else "map", **model_kw)
+    if method == "laplace" and spec.kinked:
+        raise ValueError(
+            f"the Laplace approximation needs a twice-differentiable log density; "
+            f"{spec.label()} has kinks (a laplace likelihood or prior): use method='nuts'")
+    X, y = _validated(X, y, spec)
+    if feature_names is None:
+        feature_names = tuple(f"x{j}" for j in range(X.shape[1]))
+    elif len(feature_names) != X.shape[1]:
+        raise ValueError(f"{len(feature_names)} feature_names for {X.shape[1]} columns")
+    if mp_context is None:
+        mp_context = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    if progress is None:
+        progress = sys.stderr.isatty()
+
+    start = time.perf_counter()
+    mle, map_fit = _point_fits(X, y, likelihood, spec, model_kw, seed)
+    point = map_fit if spec.is_map else mle
+    start_values = {"weight": point.coef_, "bias": point.intercept_, "scale": point.scale_}
+    k = int(y.max()) + 1 if spec.family.multiclass else 1
+    potential = Potential(spec, X, y, k)
+    approx = laplace_approximation(potential, start_values)
+    info = {"setup_seconds": time.perf_counter() - start, "newton_iterations": approx.n_iter,
+            "mode_converged": approx.converged, "preconditioner_exact": approx.exact}
+
+    start = time.perf_counter()
+    if method == "laplace":
+        gen = torch.Generator().manual_seed(seed)
+        z = torch.randn((chains, draws, approx.factor.shape[0]), generator=gen,
+                        dtype=torch.float64)
+        u = torch.as_tensor(approx.mode) + z @ torch.as_tensor(approx.transform).T
+        stats, info["chains"] = None, "independent draws from the Gaussian"
+    else:
+        whitened = _Whitened(potential, approx.mode, approx.transform)
+        z, stats, info["chains"] = _run_nuts(
+            whitened, approx.factor.shape[0], chains=chains, warmup=warmup, draws=draws,
+            seed=seed, target_accept=target_accept, max_tree_depth=max_tree_depth,
+            mp_context=mp_context, progress=progress)
+        u = whitened.to_u(z)
+    info["sampling_seconds"] = time.perf_counter() - start
+
+    idata = _inference_data(potential, u, stats, y, feature_names, seed, spec, method)
+    names, idx = _coef_layout(potential, feature_names)
+    if method == "laplace":
+        mean, cov = approx.mode[idx], approx.cov[np.ix_(idx, idx)]
+    else:
+        flat = u.reshape(-1, u.shape[-1]).numpy()[:, idx]
+        mean, cov = flat.mean(0), np.cov(flat, rowvar=False)
+    result = Posterior(spec=spec, method=method, idata=idata, mean_=mean, cov_=np.atleast_2d(cov),
+                       names=names, mle=mle, map=map_fit, approximation=approx,
+                       feature_names=tuple(feature_names), info=info)
+    result.approximation_potential = potential
+    if method == "nuts":
+        info["health"] = result.diagnostics(warn=True)
+    return result
+
+
+def _coef_layout(potential: Potential, feature_names):
+    """Names and positions in ``u`` of ``[coef…, intercept]`` (identity-transformed sites)."""
+    names, idx = [], []
+    for s in potential.sites:
+        if s.name not in ("weight", "bias"):
+            continue
+        idx += list(range(s.start, s.stop))
+        if s.name == "weight":
+            if len(s.shape) == 2:
+                names += [f"coef[{f},{c}]" for f in feature_names for c in range(s.shape[1])]
+            else:
+                names += [f"coef[{f}]" for f in feature_names]
+        else:
+            names += ["intercept"] if not s.shape else [f"intercept[{c}]" for c in
+                                                         range(s.shape[0])]
+    return names, np.array(idx)
+
+
+def _inference_data(potential, u, stats, y, feature_names, seed, spec, method):
+    from . import diagnostics
+
+    n_chains, n_draws = u.shape[:2]
+    values, _ = potential.unpack(u.reshape(-1, u.shape[-1]))
+    values = {k: v.detach() for k, v in values.items()}
+    pyro.set_rng_seed(seed)
+    loglik = potential.pointwise_log_likelihood(values)
+    y_rep = potential.predictive_draws(values)
+
+    def by_chain(a):
+        a = a.numpy() if torch.is_tensor(a) else a
+        return a.reshape((n_chains, n_draws) + a.shape[1:])
+
+    posterior = {k: by_chain(v) for k, v in values.items()}
+    dims = {"weight": ["feature"] + (["class"] if spec.family.multiclass else []),
+            "obs": ["row"]}
+    coords = {"feature": list(feature_names), "row": np.arange(len(y))}
+    if spec.family.multiclass:
+        dims["bias"] = ["class"]
+        coords["class"] = np.arange(posterior["weight"].shape[-1])
+    return diagnostics.inference_data(
+        posterior=posterior, sample_stats=stats,
+        log_likelihood={"obs": by_chain(loglik)},
+        posterior_predictive={"obs": by_chain(y_rep)},
+        observed_data={"obs": np.asarray(y)}, coords=coords, dims=dims,
+        attrs={"model": spec.label(), "inference": method, "library": "bayesloss + pyro"},
+    )
+
+
+def _minimise_elbo(model, guide) -> None:
+    """Fit a point guide by L-BFGS on ``Trace_ELBO().differentiable_loss`` (Pyro's SVI cannot
+    drive L-BFGS: it passes no closure)."""
+    from pyro.infer import Trace_ELBO
+
+    guide()  # creates the guide's parameters
+    params = list(guide.parameters())
+    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=500, tolerance_grad=1e-12,
+                            tolerance_change=0.0, line_search_fn="strong_wolfe")
+    loss = Trace_ELBO().differentiable_loss
+
+    def closure():
+        opt.zero_grad()
+        value = loss(model, guide)
+        value.backward()
+        return value
+
+    opt.step(closure)
+
+
+def mode_space_demo(a: float = 10.0, b: float = 10.0, heads: int = 6, trials: int = 10) -> dict:
+    r"""Where the mode lives: the same posterior, maximised in two spaces, by fits.
+
+    .. math::
+
+        p \sim \mathrm{Beta}(a, b),\quad k \mid p \sim \mathrm{Binomial}(n, p)
+
+    * ``map_constrained``: AutoDelta's mode of the density of p, ``(k + a − 1)/(n + a + b − 2)``
+      (15/28 ≈ 0.5357 for Beta(10, 10) and 6 heads in 10);
+    * ``map_unconstrained``: ``AutoLaplaceApproximation``'s mode of the density of
+      ``u = logit p``, which carries the Jacobian ``p(1 − p)``: ``(k + a)/(n + a + b)``
+      (16/30 ≈ 0.5333), mapped back to p. Stan's ``jacobian=True`` and this package's
+      ``method="laplace"`` use this space;
+    * ``mle_p`` and ``mle_logit``: the likelihood maximised over p and over logit p: a
+      likelihood has no Jacobian, so both give k/n = 0.6.
+
+    Every number is an optimiser's output (L-BFGS on the Pyro model), not a formula.
+    """
+    from pyro.infer.autoguide import AutoDelta, AutoLaplaceApproximation
+    import pyro.distributions as dist
+
+    dtype = torch.float64
+    k, n = torch.tensor(float(heads), dtype=dtype), float(trials)
+
+    def model(prior_on=True):
+        prior = dist.Beta(torch.tensor(a, dtype=dtype), torch.tensor(b, dtype=dtype))
+        p = pyro.sample("p", prior if prior_on else prior.mask(False))
+        pyro.sample("k", dist.Binomial(n, probs=p), obs=k)
+
+    def logit_likelihood():
+        u = pyro.sample("u", dist.Normal(torch.tensor(0.0, dtype=dtype), 1.0).mask(False))
+        pyro.sample("k", dist.Binomial(n, logits=u), obs=k)
+
+    out = {}
+    for key, m, guide_cls, site in (
+        ("map_constrained", model, AutoDelta, "p"),
+        ("map_unconstrained", model, AutoLaplaceApproximation, "p"),
+        ("mle_p", lambda: model(False), AutoDelta, "p"),
+        ("mle_logit", logit_likelihood, AutoDelta, "u"),
+    ):
+        pyro.clear_param_store()
+        pyro.set_rng_seed(0)
+        guide = guide_cls(m)
+        _minimise_elbo(m, guide)
+        if isinstance(guide, AutoLaplaceApproximation):  # its mode sits in its Gaussian
+            guide = guide.laplace_approximation()
+        value = guide.median()[site].detach()
+        out[key] = float(torch.sigmoid(value) if site == "u" else value)
+    return out
