@@ -284,7 +284,9 @@ def _newton(potential: Potential, u0: torch.Tensor, basis: np.ndarray, tol: floa
     """Minimise ``U`` from ``u0`` by damped Newton steps in the identified subspace.
 
     Stops when half the squared Newton decrement ``gᵀH⁻¹g/2`` (an affine-invariant estimate
-    of ``U − min U``) is ≤ ``tol · max(1, |U|)``.
+    of ``U − min U``; its square root is the distance to the mode in posterior sds) is
+    ≤ ``tol · max(1, |U|)``, or when float64 no longer resolves a decrease (converged if the
+    decrement is then ≤ 1e-10 · max(1, |U|)).
     """
     B = torch.as_tensor(basis)
     u = u0.clone()
@@ -306,17 +308,19 @@ def _newton(potential: Potential, u0: torch.Tensor, basis: np.ndarray, tol: floa
         t, f0 = 1.0, value.item()
         direction = B @ torch.as_tensor(step)
         with torch.no_grad():
-            while t > 1e-10:
+            while True:
                 trial = u - t * direction
                 f = float(potential(trial))
                 if math.isfinite(f) and f <= f0 - 1e-4 * t * decrement:
                     break
                 t *= 0.5
+                if t < 1e-10:  # float64 no longer resolves a decrease: as good as it gets
+                    return u, decrement / 2 <= 1e-10 * max(1.0, abs(f0)), it
         u = trial
     return u, False, NEWTON_MAX_ITER
 
 
-def laplace_approximation(potential: Potential, start: dict, *, tol: float = 1e-15
+def laplace_approximation(potential: Potential, start: dict, *, tol: float = 1e-20
                           ) -> GaussianApproximation:
     """The mode of ``U`` in the unconstrained space and the exact Hessian there, factored.
 
