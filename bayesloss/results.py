@@ -18,6 +18,7 @@ import torch
 from pyro import poutine
 
 from .models import build_model
+from .potential import point_covariance
 from .priors import penalty_mapping
 from .spec import ModelSpec, check_X, feature_names
 
@@ -107,6 +108,16 @@ def evaluate(spec: ModelSpec, X, y, coef, intercept, scale) -> Evaluation:
     return Evaluation(float(nll), float(loss), float(objective))
 
 
+def _laplace_covariance(spec: ModelSpec, X, y, coef, intercept, scale):
+    """(covariance, note) at a point estimate: see :func:`bayesloss.potential.point_covariance`."""
+    values = {"weight": coef, "bias": intercept, "scale": scale}
+    k = np.asarray(coef).shape[1] if spec.family.multiclass else 1
+    try:
+        return point_covariance(spec, X, y, values, k)
+    except ValueError as err:
+        return None, str(err)
+
+
 @dataclass(frozen=True)
 class Fit:
     """A point estimate (MLE or MAP) of one model, by our Pyro code or by a reference solver.
@@ -140,6 +151,12 @@ class Fit:
         The columns of a DataFrame ``X`` (None for arrays): they label the weights in
         :meth:`params` and :meth:`summary`, and a DataFrame passed to :meth:`predict` must
         have the same columns in the same order.
+    cov_, cov_note:
+        The Laplace approximation's covariance at the estimate, over the rows of
+        :meth:`params` that are free (coef, intercept, learned scale), from the exact Hessian
+        of −log p(y, θ) in the constrained space; for the MLE the classical observed-information
+        covariance (statsmodels' ``cov_params``). None where it does not exist (kinks, a
+        singular Hessian), with the reason in ``cov_note``.
     """
 
     spec: ModelSpec
@@ -156,6 +173,8 @@ class Fit:
     seed: Optional[int] = None
     info: dict = field(default_factory=dict)
     feature_names: Optional[tuple] = None
+    cov_: Optional[np.ndarray] = None
+    cov_note: str = ""
 
     @classmethod
     def build(cls, spec: ModelSpec, X, y, coef, intercept, scale, **facts) -> "Fit":
@@ -187,6 +206,7 @@ class Fit:
             params["bias"] = np.asarray(intercept, dtype=np.float64)
         if spec.learns_scale:
             params["scale"] = np.asarray(scale, dtype=np.float64)
+        cov, note = _laplace_covariance(spec, X, y, coef, intercept, scale)
         return cls(
             spec=spec,
             params_=params,
@@ -195,6 +215,8 @@ class Fit:
             loss=ev.loss,
             objective=ev.objective,
             n_samples=int(np.asarray(X).shape[0]),
+            cov_=cov,
+            cov_note=note,
             **facts,
         )
 
@@ -294,12 +316,24 @@ class Fit:
             rows.append(("scale", self.scale_))
         return Table(rows, columns=["parameter", "value"])
 
+    def standard_errors(self) -> np.ndarray:
+        """Laplace standard errors aligned with :meth:`params` (NaN for a fixed scale, or all
+        NaN where :attr:`cov_` does not exist)."""
+        n_rows = len(self.params())
+        if self.cov_ is None:
+            return np.full(n_rows, np.nan)
+        se = np.sqrt(np.clip(np.diag(self.cov_), 0.0, None))
+        # a fixed noise scale is a row of params() but no parameter
+        return np.r_[se, np.full(n_rows - se.size, np.nan)]
+
     def summary(self) -> Report:
-        """A readable report: model, estimate, NLL vs loss, convergence, penalty mapping."""
+        """A readable report: model, estimate, NLL vs loss, convergence, penalty mapping, and
+        Laplace standard errors with 95 % Wald intervals (estimate ± 1.96 SE)."""
         s = self.spec
         fam = s.family
+        space = ("   (MAP = mode of the density of θ: constrained space)" if s.is_map else "")
         lines = [
-            f"bayesloss fit: {s.label()}   [{self.method}]",
+            f"bayesloss fit: {s.label()}   [{self.method}]{space}",
             f"  likelihood {s.likelihood} (link {fam.link}); loss = {fam.loss_name}",
         ]
         if s.is_map:
@@ -321,8 +355,15 @@ class Fit:
             f"  converged = {self.converged}   iterations = {self.n_iter}"
             f"   |grad|∞ = {self.grad_norm:.2e}   seed = {self.seed}",
         ]
-        table = self.params().to_string(index=False, float_format=lambda v: f"{v: .10g}")
-        lines += ["  " + line for line in table.splitlines()]
+        table = self.params()
+        se = self.standard_errors()
+        table["se"] = se
+        table["ci95_lower"] = table["value"] - 1.959963984540054 * se
+        table["ci95_upper"] = table["value"] + 1.959963984540054 * se
+        lines += ["  " + line for line in table.to_string(
+            index=False, float_format=lambda v: f"{v: .10g}", na_rep="—").splitlines()]
+        lines.append("  se: Laplace approximation at the estimate (exact Hessian of −log p(y, θ))"
+                     if self.cov_ is not None else f"  no standard errors: {self.cov_note}")
         return Report("\n".join(lines))
 
     def __repr__(self) -> str:  # dataclass repr would dump arrays and the spec

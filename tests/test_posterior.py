@@ -276,3 +276,40 @@ def test_laplace_method_refuses_kinked_models():
         posterior(X, y, "laplace", method="laplace")
     with pytest.raises(ValueError, match="twice-differentiable"):
         posterior(X, y, "gaussian", prior="laplace", method="laplace")
+
+
+# --- Laplace standard errors of point fits ------------------------------------------------
+
+
+def test_fit_standard_errors_of_the_mle_equal_statsmodels_bse():
+    """Observed-information SEs at the MLE = statsmodels' bse: Logit and Poisson GLM exactly;
+    Gaussian with σ fixed = GLM(scale=σ²); with σ learned, OLS's bse uses RSS/(n − p), the
+    MLE's observed information RSS/n, so bse · sqrt((n − p)/n)."""
+    import statsmodels.api as sm
+
+    for likelihood, seed in (("bernoulli", 31), ("poisson", 32), ("gaussian", 33)):
+        d = make_synthetic(likelihood, 300, 3, seed=seed, scale_range=(0.1, 10))
+        A = sm.add_constant(d.X, prepend=False)
+        if likelihood == "bernoulli":
+            ref = sm.Logit(d.y, A).fit(method="newton", tol=1e-12, disp=False).bse
+        elif likelihood == "poisson":
+            ref = sm.GLM(d.y, A, family=sm.families.Poisson()).fit(tol=1e-12).bse
+        else:
+            ols = sm.OLS(d.y, A).fit()
+            ref = ols.bse * np.sqrt((300 - 4) / 300)
+            fixed = bayesloss.fit(d.X, d.y, "gaussian", noise_scale=0.8)
+            glm = sm.GLM(d.y, A, family=sm.families.Gaussian()).fit(scale=0.8**2)
+            np.testing.assert_allclose(fixed.standard_errors()[:4], glm.bse, rtol=1e-6)
+            assert np.isnan(fixed.standard_errors()[4])  # a fixed σ has no SE
+        ours = bayesloss.fit(d.X, d.y, likelihood)
+        np.testing.assert_allclose(ours.standard_errors()[:4], ref, rtol=1e-6)
+        text = ours.summary()
+        assert "se" in text and "ci95_lower" in text
+
+
+def test_fit_summary_labels_the_map_space_and_explains_missing_errors():
+    X, y = _small_data("laplace")
+    lad = bayesloss.fit(X, y, "laplace")
+    assert lad.cov_ is None and "kinks" in lad.summary()
+    ridge = bayesloss.fit(X, y, "gaussian", estimator="map", prior_scale=0.5)
+    assert "constrained space" in ridge.summary()
