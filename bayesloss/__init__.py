@@ -13,6 +13,10 @@ classical loss with a trusted solver, and see both agree::
 from .compare import compare
 from .families import FAMILIES, Family, get_family
 from .inference import DivergenceError, fit
+from .posterior import (
+    LikelihoodComparison, LOOWarning, Posterior, SamplerWarning, compare_likelihoods,
+    mode_space_demo, posterior, shrinkage_path,
+)
 from .priors import PRIORS, Prior, get_prior, penalty_mapping
 from .references import reference_fit
 from .results import Fit
@@ -26,4 +30,6 @@ __all__ = [
     "get_family", "get_prior", "penalty_mapping", "FAMILIES", "PRIORS",
     "ConvergenceWarning", "IdentifiabilityWarning", "DivergenceError",
     "torch_equivalence", "TrainingEquivalence",
+    "posterior", "Posterior", "compare_likelihoods", "LikelihoodComparison", "shrinkage_path",
+    "mode_space_demo", "SamplerWarning", "LOOWarning",
 ]

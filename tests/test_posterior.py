@@ -313,3 +313,108 @@ def test_fit_summary_labels_the_map_space_and_explains_missing_errors():
     assert lad.cov_ is None and "kinks" in lad.summary()
     ridge = bayesloss.fit(X, y, "gaussian", estimator="map", prior_scale=0.5)
     assert "constrained space" in ridge.summary()
+
+
+# --- plots ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_posterior():
+    rng = np.random.default_rng(12)
+    X = rng.standard_normal((60, 2))
+    y = X @ [1.0, -0.5] + 0.2 + rng.standard_normal(60)
+    with warnings.catch_warnings():  # 60 draws per chain: the ESS thresholds are not the point
+        warnings.simplefilter("ignore", bayesloss.SamplerWarning)
+        return posterior(X, y, "gaussian", prior="normal", prior_scale=1.0, chains=2,
+                         warmup=60, draws=60, seed=0), X, y
+
+
+def _png_axes(drawn):
+    import io
+
+    fig = np.ravel(drawn)[0].figure
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    n_axes = len(fig.get_axes())
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return buf.tell(), n_axes
+
+
+# 2 weights, bias, scale: 4 scalars in 3 sites
+PLOTS = [("plot_trace", 6), ("plot_rank", 4), ("plot_posterior", 4),
+         ("plot_prior_posterior", 2), ("plot_pair", 6), ("plot_ppc", 1), ("plot_forest", 1)]
+
+
+@pytest.mark.parametrize("name,n_axes", PLOTS, ids=[p[0] for p in PLOTS])
+def test_every_posterior_plot_renders_to_png(small_posterior, name, n_axes):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from bayesloss import plots
+
+    size, drawn_axes = _png_axes(getattr(plots, name)(small_posterior[0]))
+    assert size > 5000 and drawn_axes == n_axes
+
+
+def test_shrinkage_path_is_ridge_and_renders():
+    """The MAP along the path is scikit-learn's Ridge at λ = σ²/τ²; the plot has one axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from sklearn.linear_model import Ridge
+
+    from bayesloss import plots
+    from bayesloss.posterior import shrinkage_path
+
+    rng = np.random.default_rng(13)
+    X = rng.standard_normal((50, 2))
+    y = X @ [1.0, -0.5] + rng.standard_normal(50)
+    taus = [0.05, 0.3, 3.0]
+    table = shrinkage_path(X, y, "gaussian", taus, noise_scale=1.0)
+    for tau in taus:
+        ridge = Ridge(alpha=1.0 / tau**2, solver="cholesky").fit(X, y)
+        rows = table[table["prior_scale"] == tau].set_index("parameter")
+        np.testing.assert_allclose(rows.loc[["coef[x0]", "coef[x1]"], "map"], ridge.coef_,
+                                   rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(rows["mode"], rows["map"], rtol=1e-6, atol=1e-9)
+        assert (rows["lower"] < rows["map"]).all() and (rows["map"] < rows["upper"]).all()
+    size, n_axes = _png_axes(plots.plot_shrinkage(table))
+    assert size > 5000 and n_axes == 1
+
+
+# --- which loss fits these data? ------------------------------------------------------------
+
+
+def test_compare_likelihoods_table_and_bad_mixes():
+    rng = np.random.default_rng(14)
+    X = rng.standard_normal((50, 1))
+    y = X[:, 0] + rng.standard_normal(50)
+    with pytest.raises(ValueError, match="same y"):
+        bayesloss.compare_likelihoods(X, (y > 0).astype(float), ["gaussian", "bernoulli"])
+    with pytest.raises(ValueError, match="at least two"):
+        bayesloss.compare_likelihoods(X, y, ["gaussian"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bayesloss.SamplerWarning)  # 60 draws: mechanics only
+        warnings.simplefilter("ignore", bayesloss.LOOWarning)
+        out = bayesloss.compare_likelihoods(X, y, ["gaussian", "studentt"], chains=2,
+                                            warmup=60, draws=60)
+    assert set(out.table.index) == {"gaussian", "studentt"}
+    assert {"elpd_loo", "elpd_diff", "dse", "max_pareto_k", "n_bad_k"} <= set(out.table)
+    assert out.table["elpd_diff"].iloc[0] == 0 and out.table["elpd_diff"].iloc[1] >= 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("noise", ["laplace", "gaussian"])
+def test_compare_likelihoods_chooses_the_right_loss(noise):
+    """Laplace noise + 5 % gross outliers: laplace or studentt wins; Gaussian noise: gaussian
+    is not beaten beyond one standard error of the difference."""
+    d = make_synthetic(noise, 200, 3, seed=41, scale_range=(0.1, 10),
+                       outlier_fraction=0.05 if noise == "laplace" else 0.0)
+    out = bayesloss.compare_likelihoods(d.X, d.y, chains=2, warmup=300, draws=500, seed=0)
+    if noise == "laplace":
+        assert out.best in ("laplace", "studentt")
+        assert out.beaten_beyond_se("gaussian", 2.0)
+    else:
+        assert not out.beaten_beyond_se("gaussian")
