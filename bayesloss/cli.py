@@ -1,5 +1,6 @@
 """Command line: ``bayesloss check`` (the verification matrix), ``bayesloss fit``,
-``bayesloss sweep`` (a TOML-configured experiment) and ``bayesloss report``.
+``bayesloss sweep`` (a TOML-configured experiment), ``bayesloss report``,
+``bayesloss posterior`` and ``bayesloss which-loss``.
 
 A thin layer over the package: it parses arguments, calls :mod:`bayesloss.check` or
 :func:`bayesloss.fit` / :func:`bayesloss.reference_fit`, and prints. ``--data`` names a
@@ -13,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .families import FAMILIES
@@ -213,6 +215,71 @@ def _report(args) -> int:
     return 0
 
 
+def _named_data(name, likelihood):
+    """The data set behind ``--data NAME`` (default: synthetic data of the likelihood)."""
+    from .check import dataset
+
+    return dataset(name or f"synthetic-{likelihood}")
+
+
+def _posterior(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from . import diagnostics
+    from .plots.posterior import save_figures
+    from .posterior import posterior, shrinkage_path
+
+    d = _named_data(args.data, args.likelihood)
+    prior = None if args.prior == "flat" else args.prior
+    post = posterior(d.X, d.y, args.likelihood, prior=prior, prior_scale=args.prior_scale,
+                     noise_scale=args.noise_scale, df=args.df, method=args.method,
+                     chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
+                     progress=not args.quiet, feature_names=list(map(str, d.feature_names)))
+    print(f"data: {d.name}, n = {d.X.shape[0]}, d = {d.X.shape[1]};  {post!r};  "
+          f"chains: {post.info['chains']}")
+    table = post.summary()
+    print(table.to_string(index=False))
+    if args.method == "nuts":
+        h = post.info["health"]
+        print(f"max R-hat {h['max_rhat']:.4f}  min bulk ESS {h['min_ess_bulk']:.0f}  "
+              f"min tail ESS {h['min_ess_tail']:.0f}  divergences {h['divergences']}  "
+              f"min E-BFMI {h['min_ebfmi']:.2f}")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out / "posterior_summary.csv", index=False)
+        diagnostics.to_netcdf(post.idata, out / "posterior.nc")
+        shrinkage = None
+        if prior is not None and not post.spec.kinked:
+            taus = args.prior_scale * np.logspace(-2, 2, 9)
+            shrinkage = shrinkage_path(d.X, d.y, args.likelihood, taus, prior=prior,
+                                       noise_scale=args.noise_scale, df=args.df,
+                                       feature_names=list(map(str, d.feature_names)))
+        paths = save_figures(post, out, shrinkage)
+        print(f"wrote {out / 'posterior_summary.csv'}, {out / 'posterior.nc'} and "
+              f"{len(paths)} figures to {out}")
+    return 0
+
+
+def _which_loss(args) -> int:
+    from .posterior import compare_likelihoods
+
+    d = _named_data(args.data, "laplace")
+    out = compare_likelihoods(d.X, d.y, args.likelihood, prior=args.prior,
+                              prior_scale=args.prior_scale, chains=args.chains,
+                              warmup=args.warmup, draws=args.draws, seed=args.seed,
+                              progress=not args.quiet)
+    cols = ["rank", "elpd_loo", "p_loo", "elpd_diff", "se", "dse", "weight", "max_pareto_k",
+            "n_bad_k"]
+    print(f"data: {d.name}, n = {d.X.shape[0]}, d = {d.X.shape[1]}; ranked by PSIS-LOO")
+    print(out.table[cols].to_string(float_format=lambda v: f"{v:.3f}"))
+    close = [n for n in out.table.index[1:] if not out.beaten_beyond_se(n, 2.0)]
+    print(f"best: {out.best}" + (f" (within 2 SE of the difference: {', '.join(close)})"
+                                 if close else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bayesloss",
@@ -272,11 +339,44 @@ def build_parser() -> argparse.ArgumentParser:
                          "PNG figures) from a sweep's store")
     rep.add_argument("out", help="the sweep's output directory")
     rep.set_defaults(run=_report)
+
+    p = sub.add_parser("posterior", help="sample the posterior (NUTS) or its Laplace "
+                       "approximation; write summary, InferenceData and figures")
+    p.add_argument("likelihood", choices=sorted(FAMILIES))
+    p.add_argument("--data", default=None, help="as for fit (default: synthetic data)")
+    p.add_argument("--method", choices=["nuts", "laplace"], default="nuts")
+    p.add_argument("--prior", choices=sorted(PRIORS) + ["flat"], default="normal",
+                   help="prior on the weights; flat: the posterior whose mode is the MLE")
+    p.add_argument("--prior-scale", type=float, default=1.0)
+    p.add_argument("--noise-scale", type=float, default=None)
+    p.add_argument("--df", type=float, default=4.0)
+    p.add_argument("--chains", type=int, default=4)
+    p.add_argument("--warmup", type=int, default=500)
+    p.add_argument("--draws", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--out", help="write posterior_summary.csv, posterior.nc and PNG figures")
+    p.set_defaults(run=_posterior)
+
+    w = sub.add_parser("which-loss", help="rank likelihoods (losses) by PSIS-LOO")
+    w.add_argument("--data", default=None, help="as for fit (default: synthetic-laplace)")
+    w.add_argument("--likelihood", action="append", choices=sorted(FAMILIES),
+                   help="repeatable (default: gaussian, laplace, studentt)")
+    w.add_argument("--prior", choices=sorted(PRIORS), default="normal")
+    w.add_argument("--prior-scale", type=float, default=1.0)
+    w.add_argument("--chains", type=int, default=4)
+    w.add_argument("--warmup", type=int, default=500)
+    w.add_argument("--draws", type=int, default=1000)
+    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--quiet", action="store_true", help="no progress bar")
+    w.set_defaults(run=_which_loss)
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "which-loss" and not args.likelihood:
+        args.likelihood = ["gaussian", "laplace", "studentt"]
     if getattr(args, "data", None) is None and args.command == "fit":
         args.data = f"synthetic-{args.likelihood}"
     try:

@@ -124,3 +124,15 @@ def plot_ppc(idata, axes=None, num_pp_samples=50):
 def hdi(values: np.ndarray, prob: float = 0.94) -> np.ndarray:
     """Highest-density interval of draws along axis 0 (… , 2)."""
     return az.hdi(np.asarray(values)[None], hdi_prob=prob)
+
+
+def min_ess_bulk(draws: dict) -> float:
+    """The smallest bulk ESS over every scalar of ``{name: array (chain, draw, …)}``."""
+    ess = az.ess(az.convert_to_dataset({k: np.asarray(v) for k, v in draws.items()}),
+                 method="bulk")
+    return float(min(np.min(ess[v].values) for v in ess.data_vars))
+
+
+def to_netcdf(idata: az.InferenceData, path) -> None:
+    """Write the InferenceData (every group) to a NetCDF file."""
+    idata.to_netcdf(str(path))

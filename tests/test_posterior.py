@@ -418,3 +418,55 @@ def test_compare_likelihoods_chooses_the_right_loss(noise):
         assert out.beaten_beyond_se("gaussian", 2.0)
     else:
         assert not out.beaten_beyond_se("gaussian")
+
+
+# --- command line and benchmark script ------------------------------------------------------
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def _run(args, **kw):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=900, env={**os.environ, "PYTHONPATH": str(ROOT),
+                                            "MPLBACKEND": "Agg"}, **kw)
+
+
+def test_cli_posterior_writes_summary_inference_data_and_every_figure(tmp_path):
+    import pandas as pd
+
+    done = _run(["-m", "bayesloss.cli", "posterior", "bernoulli", "--data", "breast_cancer",
+                 "--method", "laplace", "--chains", "1", "--draws", "60", "--quiet",
+                 "--out", str(tmp_path)])
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(tmp_path / "posterior_summary.csv")
+    assert len(table) == 11 and {"mean", "mle", "map_constrained"} <= set(table)
+    assert (tmp_path / "posterior.nc").stat().st_size > 0
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert pngs == sorted(f"{n}.png" for n in ("trace", "rank", "posterior", "prior_posterior",
+                                                "pair", "ppc", "forest", "shrinkage"))
+    assert all((tmp_path / p).stat().st_size > 5000 for p in pngs)
+    bad = _run(["-m", "bayesloss.cli", "posterior", "laplace", "--method", "laplace"])
+    assert bad.returncode == 2 and "twice-differentiable" in bad.stderr
+
+
+@pytest.mark.slow
+def test_cli_which_loss_prefers_a_robust_loss_on_laplace_data():
+    done = _run(["-m", "bayesloss.cli", "which-loss", "--chains", "2", "--warmup", "200",
+                 "--draws", "300", "--quiet"])
+    assert done.returncode == 0, done.stderr
+    assert "best: laplace" in done.stdout or "best: studentt" in done.stdout
+
+
+def test_benchmark_script_runs_with_tiny_settings(tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "bench.csv"
+    done = _run([str(ROOT / "scripts" / "benchmark_posterior.py"), "--n", "100", "--d", "3",
+                 "--warmup", "50", "--draws", "60", "--no-numpyro", "--out", str(out)])
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(out)
+    assert len(table) == 2 and (table["min_ess_per_s"] > 0).all()

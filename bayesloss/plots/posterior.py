@@ -159,3 +159,29 @@ def plot_shrinkage(table, ax=None):
     ax.axhline(0, color="grey", lw=0.5)
     ax.legend(fontsize="x-small", ncol=2)
     return ax
+
+
+def save_figures(post, directory, shrinkage=None) -> list:
+    """Draw every posterior figure of ``post`` (and the shrinkage path when its table is
+    given) into ``directory`` as PNG; returns the paths written."""
+    from pathlib import Path
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    figures = {
+        "trace": lambda: plot_trace(post), "rank": lambda: plot_rank(post),
+        "posterior": lambda: plot_posterior(post),
+        "prior_posterior": lambda: plot_prior_posterior(post),
+        "pair": lambda: plot_pair(post), "ppc": lambda: plot_ppc(post),
+        "forest": lambda: plot_forest(post),
+    }
+    if shrinkage is not None:
+        figures["shrinkage"] = lambda: plot_shrinkage(shrinkage)
+    paths = []
+    for name, draw in figures.items():
+        fig = np.ravel(draw())[0].figure
+        path = directory / f"{name}.png"
+        fig.savefig(path, dpi=90, bbox_inches="tight")
+        plt.close(fig)
+        paths.append(path)
+    return paths
