@@ -37,8 +37,9 @@ def inference_data(*, posterior: dict, sample_stats: dict | None, log_likelihood
 
 
 def summary(idata: az.InferenceData, var_names=None) -> pd.DataFrame:
-    """ArviZ's summary (mean, sd, 94 % HDI, MCSE, bulk/tail ESS, R-hat), one row per scalar."""
-    return az.summary(idata, var_names=var_names)
+    """ArviZ's summary (mean, sd, 94 % HDI, MCSE, bulk/tail ESS, R-hat), one row per scalar,
+    unrounded (ArviZ rounds to 3 decimals by default, which hides small coefficients)."""
+    return az.summary(idata, var_names=var_names, round_to="none")
 
 
 def sampler_health(idata: az.InferenceData, var_names=None) -> dict:
