@@ -139,6 +139,7 @@ class Posterior:
     approximation: GaussianApproximation
     feature_names: tuple
     info: dict = field(default_factory=dict)
+    potential: Optional[Potential] = field(default=None, repr=False)
 
     def summary(self) -> pd.DataFrame:
         """ArviZ's summary (mean, sd, HDI, MCSE, ESS, R-hat) with the MLE and the MAP beside
@@ -148,7 +149,7 @@ class Posterior:
         from . import diagnostics
 
         table = diagnostics.summary(self.idata).reset_index(names="parameter")
-        mode_values, _ = self.approximation_potential.unpack(torch.as_tensor(
+        mode_values, _ = self.potential.unpack(torch.as_tensor(
             self.approximation.mode))
         index = self._index
         table["mle"] = [_lookup(_site_values(self.mle), p, index) for p in table["parameter"]]
@@ -425,8 +426,7 @@ def posterior(
         mean, cov = flat.mean(0), np.cov(flat, rowvar=False)
     result = Posterior(spec=spec, method=method, idata=idata, mean_=mean, cov_=np.atleast_2d(cov),
                        names=names, mle=mle, map=map_fit, approximation=approx,
-                       feature_names=tuple(feature_names), info=info)
-    result.approximation_potential = potential
+                       feature_names=tuple(feature_names), info=info, potential=potential)
     if method == "nuts":
         info["health"] = result.diagnostics(warn=True)
     return result

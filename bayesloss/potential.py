@@ -110,6 +110,13 @@ class Potential:
         self.fixed_scale = (None if spec.noise_scale is None
                             else torch.tensor(spec.noise_scale, dtype=DTYPE))
 
+    def __getstate__(self):
+        # the model is a closure (not picklable) and only needed to derive the sites: chains
+        # in spawned processes get the potential without it
+        state = self.__dict__.copy()
+        state.pop("model", None)
+        return state
+
     # --- unpacking ----------------------------------------------------------------------
 
     def unpack(self, u: torch.Tensor) -> tuple[dict, torch.Tensor]:

@@ -467,3 +467,39 @@ def test_benchmark_script_runs_with_tiny_settings(tmp_path):
     assert done.returncode == 0, done.stderr
     table = pd.read_csv(out)
     assert len(table) == 2 and (table["min_ess_per_s"] > 0).all()
+
+
+# --- chains in parallel processes -----------------------------------------------------------
+
+
+def test_potential_pickles_for_spawned_chains():
+    import pickle
+
+    from bayesloss.posterior import _Whitened
+
+    X, y = _small_data("studentt")
+    pot = Potential(make_spec("studentt", estimator="map", prior="cauchy"), X, y)
+    whitened = _Whitened(pot, np.zeros(pot.size), np.eye(pot.size))
+    z = {"z": torch.linspace(-0.5, 0.5, pot.size, dtype=torch.float64)}
+    assert float(pickle.loads(pickle.dumps(whitened))(z)) == float(whitened(z))
+
+
+def test_chains_run_in_parallel_processes_when_cpus_allow(monkeypatch):
+    """This machine may have 2 CPUs (Pyro keeps one for the main process, so it would run the
+    chains sequentially): pretend it has 8, so the forked-process path runs for real."""
+    import multiprocessing
+
+    import torch.multiprocessing as torch_mp
+
+    monkeypatch.setattr(multiprocessing, "cpu_count", lambda: 8)
+    monkeypatch.setattr(torch_mp, "cpu_count", lambda: 8)
+    X, y = _small_data("gaussian", n=60, d=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bayesloss.SamplerWarning)
+        post = posterior(X, y, "gaussian", chains=2, warmup=80, draws=MIN_DRAWS,
+                         mp_context="fork")
+    assert post.info["chains"] == "parallel processes (fork)"
+    assert post.idata.posterior["weight"].shape == (2, MIN_DRAWS, 2)
+    assert post.idata.sample_stats["energy"].shape == (2, MIN_DRAWS)
+    chains = post.idata.posterior["bias"].values
+    assert not np.array_equal(chains[0], chains[1])  # two chains, two seeds
