@@ -503,3 +503,18 @@ def test_chains_run_in_parallel_processes_when_cpus_allow(monkeypatch):
     assert post.idata.sample_stats["energy"].shape == (2, MIN_DRAWS)
     chains = post.idata.posterior["bias"].values
     assert not np.array_equal(chains[0], chains[1])  # two chains, two seeds
+
+
+def test_categorical_laplace_centres_the_free_softmax_shift():
+    """Softmax logits ignore a shift common to the K classes: with a flat intercept the
+    posterior is flat along that shift, so it is sampled in the centred complement. The
+    Laplace mean is the MAP fit (intercept centred, as Fit reports it) and the covariance has
+    the shift in its null space."""
+    X, y = _small_data("categorical", n=60, d=2)
+    post = posterior(X, y, "categorical", prior="normal", prior_scale=1.0, method="laplace",
+                     chains=1, draws=MIN_DRAWS)
+    point = np.r_[post.map.coef_.ravel(), post.map.intercept_]
+    np.testing.assert_allclose(post.mean_, point, rtol=1e-6, atol=1e-8)
+    shift = np.r_[np.zeros(6), np.ones(3)]
+    np.testing.assert_allclose(post.cov_ @ shift, 0.0, atol=1e-12)
+    assert np.abs(post.draws("bias").sum(axis=1)).max() < 1e-10
