@@ -114,8 +114,8 @@ def _laplace_covariance(spec: ModelSpec, X, y, coef, intercept, scale):
     k = np.asarray(coef).shape[1] if spec.family.multiclass else 1
     try:
         return point_covariance(spec, X, y, values, k)
-    except ValueError as err:
-        return None, str(err)
+    except (ValueError, RuntimeError, np.linalg.LinAlgError) as err:  # reported, not raised:
+        return None, f"no Laplace covariance: {err}"  # the point estimate stands on its own
 
 
 @dataclass(frozen=True)
