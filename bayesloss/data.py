@@ -60,25 +60,8 @@ def make_synthetic(
     weight = effect / (col_scale[:, None] if family.multiclass else col_scale)
     eta = Z @ effect  # = (X - offset) @ weight
     # each family's linear predictor is gain · eta + base: its true weight is gain · weight
-    gain, base = {"bernoulli": (1.5, 0.3), "categorical": (1.5, 0.0), "poisson": (0.5, 1.0)}.get(
-        family.name, (1.0, 1.0))
-    eta_true = base + gain * eta
-    if family.name == "gaussian":
-        y = eta_true + noise * rng.standard_normal(n)
-    elif family.name == "laplace":
-        y = eta_true + rng.laplace(0.0, noise, n)
-    elif family.name == "studentt":
-        y = eta_true + noise * rng.standard_t(df, n)
-    elif family.name == "bernoulli":
-        y = (rng.random(n) < 1 / (1 + np.exp(-eta_true))).astype(np.float64)
-    elif family.name == "categorical":
-        p = np.exp(eta_true - eta_true.max(1, keepdims=True))
-        p /= p.sum(1, keepdims=True)
-        y = (rng.random((n, 1)) > np.cumsum(p, axis=1)).sum(1).astype(np.int64)
-    elif family.name == "poisson":
-        y = rng.poisson(np.exp(eta_true)).astype(np.float64)
-    else:  # pragma: no cover - the registry and this switch must grow together
-        raise ValueError(f"no generator for {likelihood!r}")
+    gain, base = family.synthetic_eta
+    y = family.sample(rng, base + gain * eta, noise, df)
     truth = {"weight": gain * weight, "bias": base - offset @ (gain * weight)}
     if family.has_scale:
         truth["scale"] = float(noise)

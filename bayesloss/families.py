@@ -20,8 +20,8 @@ studentt       Σ (ν+1)/2 · log(1 + r²/νσ²) loss + n · [log σ + ½ log(�
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, Optional
 
 import numpy as np
 import pyro.distributions as dist
@@ -61,6 +61,18 @@ class Family:
         ``y → y`` as floats (labels as integers), raising ValueError for invalid targets.
     initial_bias:
         ``y → η₀``: the intercept-only starting point of the linear predictor.
+    class_logits:
+        ``η → (n, K)`` logits of the classes, for classifiers (their probabilities are its
+        softmax, their labels its argmax); None for the other families.
+    penalties:
+        ``{prior name: (τ, scale, n, K) → {description: value}}``: the classical estimator
+        that MAP with that prior equals, and its knob (see :func:`bayesloss.penalty_mapping`).
+    sample:
+        ``(rng, η, noise, df) → y``: one draw of the targets given the linear predictor
+        (``noise`` is the family's scale, ignored where it has none).
+    synthetic_eta:
+        ``(gain, base)``: synthetic data use ``η = base + gain · (a standardised signal)``,
+        chosen so each family's targets are informative (not all one class, moderate counts).
     """
 
     name: str
@@ -77,6 +89,15 @@ class Family:
     mean: Callable
     check_target: Callable
     initial_bias: Callable
+    sample: Callable
+    class_logits: Optional[Callable] = None
+    penalties: dict = field(default_factory=dict)
+    synthetic_eta: tuple = (1.0, 1.0)
+
+    @property
+    def classifier(self) -> bool:
+        """Targets are class labels (bernoulli, categorical)."""
+        return self.class_logits is not None
 
     def nll(self, y, eta, scale=None, df=None):
         """Negative log-likelihood, summed over the rows, from the Pyro distribution itself."""
@@ -188,6 +209,40 @@ def _identity(eta):
     return eta
 
 
+# --- classical estimators equal to MAP (see bayesloss.priors) --------------------------------
+
+
+def _ridge(tau, scale, n, k):
+    if scale is None:  # σ learned jointly: no fixed-λ ridge equals the MAP
+        return {}
+    return {"ridge λ = σ²/τ² (‖y−Xw‖² + λ‖w‖²; sklearn Ridge alpha)": scale**2 / tau**2}
+
+
+def _lasso(tau, scale, n, k):
+    return {} if scale is None else {"sklearn Lasso alpha = σ²/(n·b)": scale**2 / (n * tau)}
+
+
+def _l1_lad(tau, scale, n, k):
+    if scale is None:
+        return {}
+    return {"sklearn QuantileRegressor(quantile=0.5) alpha = s/(2n·b)": scale / (2 * n * tau)}
+
+
+def _l2_logistic(tau, scale, n, k):
+    if k == 2:
+        # two classes: scikit-learn fits one logit v = w₁ − w₀; the prior on both columns is
+        # minimised by the even split (−v/2, v/2), where it is N(0, 2τ²) on v
+        return {"sklearn LogisticRegression C = 2τ² (two classes: one logit w₁ − w₀)":
+                2 * tau**2}
+    return {"sklearn LogisticRegression C = τ²": tau**2}
+
+
+def _sample_categorical(rng, eta, noise, df):
+    p = np.exp(eta - eta.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    return (rng.random((eta.shape[0], 1)) > np.cumsum(p, axis=1)).sum(1).astype(np.int64)
+
+
 FAMILIES: dict[str, Family] = {
     "gaussian": Family(
         name="gaussian",
@@ -204,6 +259,8 @@ FAMILIES: dict[str, Family] = {
         mean=_identity,
         check_target=_real_target,
         initial_bias=_mean_target,
+        sample=lambda rng, eta, noise, df: eta + noise * rng.standard_normal(eta.shape[0]),
+        penalties={"normal": _ridge, "laplace": _lasso},
     ),
     "laplace": Family(
         name="laplace",
@@ -220,6 +277,8 @@ FAMILIES: dict[str, Family] = {
         mean=_identity,
         check_target=_real_target,
         initial_bias=lambda y: float(np.median(y)),
+        sample=lambda rng, eta, noise, df: eta + rng.laplace(0.0, noise, eta.shape[0]),
+        penalties={"laplace": _l1_lad},
     ),
     "bernoulli": Family(
         name="bernoulli",
@@ -236,6 +295,13 @@ FAMILIES: dict[str, Family] = {
         mean=torch.sigmoid,
         check_target=_binary_target,
         initial_bias=_logit_of_mean,
+        sample=lambda rng, eta, noise, df: (
+            rng.random(eta.shape[0]) < 1 / (1 + np.exp(-eta))).astype(np.float64),
+        class_logits=lambda eta: torch.stack([torch.zeros_like(eta), eta], -1),
+        penalties={"normal": _l2_logistic,
+                   "laplace": lambda tau, scale, n, k: {
+                       "sklearn LogisticRegression(l1) C = b": tau}},
+        synthetic_eta=(1.5, 0.3),
     ),
     "categorical": Family(
         name="categorical",
@@ -252,6 +318,10 @@ FAMILIES: dict[str, Family] = {
         mean=lambda eta: torch.softmax(eta, -1),
         check_target=_label_target,
         initial_bias=_log_class_frequencies,
+        sample=_sample_categorical,
+        class_logits=_identity,
+        penalties={"normal": _l2_logistic},
+        synthetic_eta=(1.5, 0.0),
     ),
     "poisson": Family(
         name="poisson",
@@ -268,6 +338,10 @@ FAMILIES: dict[str, Family] = {
         mean=torch.exp,
         check_target=_count_target,
         initial_bias=lambda y: math.log(max(float(np.mean(y)), 1e-6)),
+        sample=lambda rng, eta, noise, df: rng.poisson(np.exp(eta)).astype(np.float64),
+        penalties={"normal": lambda tau, scale, n, k: {
+            "sklearn PoissonRegressor alpha = 1/(n·τ²)": 1.0 / (n * tau**2)}},
+        synthetic_eta=(0.5, 1.0),
     ),
     "studentt": Family(
         name="studentt",
@@ -284,6 +358,7 @@ FAMILIES: dict[str, Family] = {
         mean=_identity,
         check_target=_real_target,
         initial_bias=lambda y: float(np.median(y)),
+        sample=lambda rng, eta, noise, df: eta + noise * rng.standard_t(df, eta.shape[0]),
     ),
 }
 

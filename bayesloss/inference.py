@@ -472,15 +472,13 @@ def _optimize(problem: _Problem, init: dict, *, optimizer, tol, max_iter, num_st
 def _check_separation(spec: ModelSpec, fit: Fit, X: np.ndarray, y: np.ndarray) -> None:
     """A logistic MLE that classifies every training row correctly means the classes are
     separable, and then the MLE does not exist (the likelihood rises towards 1 forever)."""
-    if spec.is_map or spec.likelihood not in ("bernoulli", "categorical"):
+    if spec.is_map or not spec.family.classifier:
         return
-    eta = fit.linear_predictor(X)
-    if spec.likelihood == "bernoulli":
-        margin = np.min((2 * y - 1) * eta)
-    else:
-        own = eta[np.arange(len(y)), y]
-        rival = np.where(np.eye(eta.shape[1], dtype=bool)[y], -np.inf, eta).max(axis=1)
-        margin = np.min(own - rival)
+    eta = spec.family.class_logits(torch.as_tensor(fit.linear_predictor(X))).numpy()
+    labels = np.asarray(y, dtype=np.int64)
+    own = eta[np.arange(len(labels)), labels]
+    rival = np.where(np.eye(eta.shape[1], dtype=bool)[labels], -np.inf, eta).max(axis=1)
+    margin = np.min(own - rival)
     if margin > 0:
         raise ValueError(
             f"the {spec.likelihood} MLE does not exist: the training data are perfectly "
@@ -644,7 +642,7 @@ def fit(
             f"{spec.label()} fit with {optimizer} stopped after {n_iter} iterations before its "
             f"criterion (tol={tol:g}) held: {reached}"
             + ("; the classes may be separable, in which case the MLE does not exist"
-               if spec.likelihood in ("bernoulli", "categorical") and not spec.is_map else ""),
+               if spec.family.classifier and not spec.is_map else ""),
             ConvergenceWarning,
             stacklevel=2,
         )

@@ -6,7 +6,8 @@ The negative log-prior of independent weights is a penalty; MAP = loss + penalty
 prior     −log p(w) + const           classical knob (n rows, noise scale σ or b)
 ========  ==========================  ========================================================
 normal    Σ w² / (2τ²)                ridge λ = σ²/τ² on ‖y − Xw‖² + λ‖w‖² (gaussian);
-                                      ``LogisticRegression`` C = τ² (bernoulli, categorical);
+                                      ``LogisticRegression`` C = τ² (bernoulli, categorical;
+                                      C = 2τ² for two softmax classes);
                                       ``PoissonRegressor`` α = 1/(n·τ²) (poisson)
 laplace   Σ |w| / b                   scikit-learn ``Lasso`` α = σ²/(n·b) (gaussian);
                                       ``QuantileRegressor`` α = s/(2n·b) (laplace likelihood,
@@ -101,30 +102,18 @@ def get_prior(name: str) -> Prior:
 
 
 def penalty_mapping(
-    family: str, prior: str, prior_scale: float, noise_scale: Optional[float], n: int
+    family: str, prior: str, prior_scale: float, noise_scale: Optional[float], n: int,
+    n_classes: Optional[int] = None,
 ) -> dict[str, float]:
     """The classical knobs that a MAP fit with this prior equals, as ``{description: value}``.
 
     ``noise_scale`` is the likelihood's σ (gaussian) or b (laplace); with a learned scale pass
     the fitted value, and note that then the MAP is *not* a fixed-λ ridge / lasso: the mapping
-    holds at that σ only. Empty where no classical estimator corresponds.
+    holds at that σ only. ``n_classes`` matters for categorical: with two classes the equal
+    ``LogisticRegression`` has C = 2τ². Empty where no classical estimator corresponds. Each
+    family states its own mappings (``Family.penalties``).
     """
-    tau = prior_scale
-    out: dict[str, float] = {}
-    if prior == "normal":
-        if family == "gaussian" and noise_scale is not None:
-            out["ridge λ = σ²/τ² (‖y−Xw‖² + λ‖w‖²; sklearn Ridge alpha)"] = noise_scale**2 / tau**2
-        elif family in ("bernoulli", "categorical"):
-            out["sklearn LogisticRegression C = τ²"] = tau**2
-        elif family == "poisson":
-            out["sklearn PoissonRegressor alpha = 1/(n·τ²)"] = 1.0 / (n * tau**2)
-    elif prior == "laplace":
-        if family == "gaussian" and noise_scale is not None:
-            out["sklearn Lasso alpha = σ²/(n·b)"] = noise_scale**2 / (n * tau)
-        elif family == "laplace" and noise_scale is not None:
-            out["sklearn QuantileRegressor(quantile=0.5) alpha = s/(2n·b)"] = noise_scale / (
-                2 * n * tau
-            )
-        elif family == "bernoulli":
-            out["sklearn LogisticRegression(l1) C = b"] = tau
-    return out
+    from .families import get_family
+
+    knob = get_family(family).penalties.get(prior)
+    return {} if knob is None else knob(prior_scale, noise_scale, n, n_classes)

@@ -262,7 +262,7 @@ class Fit:
         most probable class (bernoulli, categorical), ⌊μ⌋ (poisson; see :meth:`predict_mean`)."""
         out = self.spec.family.predict(torch.as_tensor(self.linear_predictor(X))).numpy()
         # class labels as integers; Poisson modes stay float, where an overflow shows as inf
-        return out.astype(np.int64) if self.spec.likelihood in ("bernoulli", "categorical") else out
+        return out.astype(np.int64) if self.spec.family.classifier else out
 
     def predict_mean(self, X) -> np.ndarray:
         """The predictive mean E[y | x] (probabilities of class 1 / each class for classifiers)."""
@@ -270,11 +270,10 @@ class Fit:
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities: (n, 2) for bernoulli (as scikit-learn), (n, K) for categorical."""
-        if self.spec.likelihood == "bernoulli":
-            p1 = self.predict_mean(X)
-            return np.column_stack([1 - p1, p1])
-        if self.spec.likelihood == "categorical":
-            return self.predict_mean(X)
+        family = self.spec.family
+        if family.classifier:
+            logits = family.class_logits(torch.as_tensor(self.linear_predictor(X)))
+            return torch.softmax(logits, -1).numpy()
         raise AttributeError(f"predict_proba is for classifiers; this is {self.spec.likelihood}")
 
     # --- reporting ----------------------------------------------------------------------
@@ -286,7 +285,7 @@ class Fit:
             return {}
         return penalty_mapping(
             self.spec.likelihood, self.spec.prior, self.spec.prior_scale, self.scale_,
-            self.n_samples,
+            self.n_samples, self.coef_.shape[1] if self.coef_.ndim == 2 else None,
         )
 
     def params(self) -> Table:
@@ -344,8 +343,9 @@ class Fit:
             )
             for name, value in self.penalty.items():
                 lines.append(f"    equals {name}: {value:.6g}")
-            if s.likelihood == "gaussian" and s.learns_scale:
-                lines.append("    (σ learned jointly: this is ridge/lasso at the fitted σ only)")
+            if self.penalty and s.learns_scale:
+                lines.append("    (scale learned jointly: this equality holds at the fitted "
+                             "scale only)")
         else:
             lines.append(f"  no prior (MLE) = {MLE_EQUIVALENT[s.likelihood]}"
                          + ("" if s.fit_intercept else " with fit_intercept=False"))

@@ -141,3 +141,30 @@ def test_synthetic_truth_is_what_generated_the_data(likelihood):
     assert np.abs(est.linear_predictor(d.X) - eta_true).mean() < 0.06
     if FAMILIES[likelihood].has_scale:
         assert abs(est.scale_ - d.truth["scale"]) < 0.05
+
+
+@pytest.mark.parametrize("tau", [0.05, 1.0])
+def test_two_class_softmax_map_is_logistic_regression_with_c_2tau2(tau):
+    """A 2-class categorical MAP (normal prior τ on both columns) is labelled, and is,
+    ``LogisticRegression(C = 2τ²)``: scikit-learn fits the one logit w₁ − w₀, whose prior at
+    the even split is N(0, 2τ²). Checked on scikit-learn's probabilities, not on our label."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+
+    import bayesloss
+
+    data = load_breast_cancer()
+    X = data.data[:, :5]
+    X = (X - X.mean(0)) / X.std(0)  # only so scikit-learn's solver is exact quickly
+    ours = bayesloss.fit(X, data.target, "categorical", estimator="map", prior="normal",
+                         prior_scale=tau)
+    ((label, C),) = ours.penalty.items()
+    assert "C = 2τ²" in label and C == pytest.approx(2 * tau**2, rel=1e-15)
+    assert "C = 2τ²" in ours.summary()
+    sk = LogisticRegression(C=C, solver="newton-cholesky", tol=1e-12).fit(X, data.target)
+    # our L-BFGS stops at 1e-6 relative on parameters: probabilities agree far below 1e-5
+    np.testing.assert_allclose(ours.predict_proba(X), sk.predict_proba(X), atol=1e-6)
+    # and C = τ² (the multiclass label) is measurably a different estimator
+    other = LogisticRegression(C=tau**2, solver="newton-cholesky", tol=1e-12).fit(
+        X, data.target)
+    assert np.abs(ours.predict_proba(X) - other.predict_proba(X)).max() > 1e-3
