@@ -36,9 +36,9 @@ def _format_summary(summary: pd.DataFrame) -> str:
             for p, o in zip(summary["param_tol"], summary["objective_tol"])
         ],
         passed=summary["passed"].map({True: "PASS", False: "FAIL"}),
-    )
-    cols = ["family", "estimator", "prior", "scale", "data", "max_rel_err", "objective_gap",
-            "tolerance", "converged", "passed"]
+    ).rename(columns={"reference_kind": "reference", "reference_converged": "ref_converged"})
+    cols = ["family", "estimator", "prior", "scale", "data", "reference", "max_rel_err",
+            "objective_gap", "tolerance", "converged", "ref_converged", "passed"]
     return shown[cols].to_string(index=False)
 
 

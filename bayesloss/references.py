@@ -1173,6 +1173,7 @@ class _Solver:
     solve: Callable[[_Problem], _Solution]
     method: str
     scale_note: str = ""  # appended when the scale is learned
+    kind: str = "trusted"  # or "verified": our own loop, accepted on its optimality conditions
 
 
 _PROFILE = "; scale learned by scipy brentq on the envelope condition (σ² = RSS/n, b = SAE/n)"
@@ -1194,37 +1195,37 @@ _SOLVERS: dict[tuple[str, Optional[str]], _Solver] = {
     ("gaussian", "laplace"): _Solver(_solve_lasso, "scikit-learn Lasso (coordinate descent, "
                                      "tol=1e-12, α = σ²/(n·τ)) + active-set polish (KKT "
                                      "verified)", _PROFILE),
-    ("gaussian", "studentt"): _Solver(_solve_smooth, _NEWTON),
-    ("gaussian", "cauchy"): _Solver(_solve_smooth, _NEWTON),
+    ("gaussian", "studentt"): _Solver(_solve_smooth, _NEWTON, kind="verified"),
+    ("gaussian", "cauchy"): _Solver(_solve_smooth, _NEWTON, kind="verified"),
     ("laplace", None): _Solver(_solve_lad, "HiGHS dual simplex via scipy linprog (LAD LP)",
                                "; b̂ = SAE/n"),
     ("laplace", "laplace"): _Solver(_solve_lad_l1, "HiGHS dual simplex via scipy linprog "
                                     "(L1-penalised LAD LP)", _PROFILE),
     ("laplace", "normal"): _Solver(_solve_lad_ridge, _CLARABEL.format(what="LAD + L2 QP"),
                                    _PROFILE),
-    ("laplace", "studentt"): _Solver(_solve_kinked, _KINKED),
-    ("laplace", "cauchy"): _Solver(_solve_kinked, _KINKED),
+    ("laplace", "studentt"): _Solver(_solve_kinked, _KINKED, kind="verified"),
+    ("laplace", "cauchy"): _Solver(_solve_kinked, _KINKED, kind="verified"),
     ("bernoulli", None): _Solver(_solve_logistic, _LOGISTIC.format(C="C=inf")),
     ("bernoulli", "normal"): _Solver(_solve_logistic, _LOGISTIC.format(C="C=τ²")),
     ("bernoulli", "laplace"): _Solver(_solve_glm_l1, _CLARABEL.format(what="logistic + L1")),
-    ("bernoulli", "studentt"): _Solver(_solve_smooth, _NEWTON),
-    ("bernoulli", "cauchy"): _Solver(_solve_smooth, _NEWTON),
+    ("bernoulli", "studentt"): _Solver(_solve_smooth, _NEWTON, kind="verified"),
+    ("bernoulli", "cauchy"): _Solver(_solve_smooth, _NEWTON, kind="verified"),
     ("categorical", None): _Solver(_solve_logistic, _LOGISTIC.format(C="C=inf, multinomial")),
     ("categorical", "normal"): _Solver(_solve_logistic, _LOGISTIC.format(C="C=τ², multinomial")),
     ("categorical", "laplace"): _Solver(_solve_glm_l1, _CLARABEL.format(what="softmax + L1")),
-    ("categorical", "studentt"): _Solver(_solve_smooth, _NEWTON),
-    ("categorical", "cauchy"): _Solver(_solve_smooth, _NEWTON),
+    ("categorical", "studentt"): _Solver(_solve_smooth, _NEWTON, kind="verified"),
+    ("categorical", "cauchy"): _Solver(_solve_smooth, _NEWTON, kind="verified"),
     ("poisson", None): _Solver(_solve_poisson_mle, "statsmodels GLM(Poisson) IRLS (tol=1e-14)"),
     ("poisson", "normal"): _Solver(_solve_poisson_ridge, "scikit-learn PoissonRegressor("
                                    "solver='newton-cholesky', tol=1e-12, α = 1/(n·τ²))"),
     ("poisson", "laplace"): _Solver(_solve_glm_l1, _CLARABEL.format(what="Poisson + L1")),
-    ("poisson", "studentt"): _Solver(_solve_smooth, _NEWTON),
-    ("poisson", "cauchy"): _Solver(_solve_smooth, _NEWTON),
-    ("studentt", None): _Solver(_solve_smooth, _NEWTON),
-    ("studentt", "normal"): _Solver(_solve_smooth, _NEWTON),
-    ("studentt", "laplace"): _Solver(_solve_kinked, _KINKED),
-    ("studentt", "studentt"): _Solver(_solve_smooth, _NEWTON),
-    ("studentt", "cauchy"): _Solver(_solve_smooth, _NEWTON),
+    ("poisson", "studentt"): _Solver(_solve_smooth, _NEWTON, kind="verified"),
+    ("poisson", "cauchy"): _Solver(_solve_smooth, _NEWTON, kind="verified"),
+    ("studentt", None): _Solver(_solve_smooth, _NEWTON, kind="verified"),
+    ("studentt", "normal"): _Solver(_solve_smooth, _NEWTON, kind="verified"),
+    ("studentt", "laplace"): _Solver(_solve_kinked, _KINKED, kind="verified"),
+    ("studentt", "studentt"): _Solver(_solve_smooth, _NEWTON, kind="verified"),
+    ("studentt", "cauchy"): _Solver(_solve_smooth, _NEWTON, kind="verified"),
 }
 
 
@@ -1292,7 +1293,7 @@ def reference_fit(
     if augment:
         coef, intercept = coef[:-1], coef[-1]
     scale = None if sol.scale is None else sol.scale * pb.y_scale
-    info = dict(sol.info)
+    info = dict(sol.info, kind=solver.kind)
     return Fit.build(spec, X, y, coef, intercept, scale, converged=bool(sol.converged),
                      n_iter=int(sol.n_iter), grad_norm=float(sol.grad_norm),
                      method=reference_method(spec), seed=None, info=info, feature_names=names)

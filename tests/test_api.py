@@ -153,10 +153,23 @@ def test_cli_check_exit_code_is_1_when_a_row_fails(monkeypatch, capsys):
 
 
 def test_cli_fit_prints_a_summary(capsys):
+    """The printed knob and estimates are scikit-learn's: C = τ² = 0.25, and the coefficients
+    (both summaries) match LogisticRegression(C=0.25) fitted here."""
+    import re
+
+    from sklearn.linear_model import LogisticRegression
+
     assert main(["fit", "bernoulli", "--data", "breast_cancer", "--estimator", "map",
-                 "--reference"]) == 0
+                 "--prior-scale", "0.5", "--reference"]) == 0
     out = capsys.readouterr().out
-    assert "LogisticRegression C = τ²" in out and "scikit-learn" in out
+    assert re.search(r"LogisticRegression C = τ²: 0\.25\b", out) and "scikit-learn" in out
+    d = load_dataset("breast_cancer")
+    sk = LogisticRegression(C=0.25, solver="newton-cholesky", tol=1e-12, max_iter=1000)
+    sk.fit(d.X - d.X.mean(0), d.y)
+    printed = [float(v) for v in re.findall(r"coef\[\d+\]\s+(\S+)", out)]
+    assert len(printed) == 2 * d.X.shape[1]  # ours, then the reference
+    for coefs in (printed[: d.X.shape[1]], printed[d.X.shape[1]:]):
+        assert_same_effects(np.array(coefs), sk.coef_[0], d.X, d.y, 1e-5)
 
 
 @pytest.mark.parametrize("model", [{}, {"estimator": "map"}, {"estimator": "map", "prior": "laplace"}])
