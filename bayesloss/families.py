@@ -26,6 +26,7 @@ from typing import Callable, Optional
 import numpy as np
 import pyro.distributions as dist
 import torch
+from scipy.special import expit, logsumexp
 
 from .distributions import SmoothLaplace
 
@@ -73,6 +74,21 @@ class Family:
     synthetic_eta:
         ``(gain, base)``: synthetic data use ``η = base + gain · (a standardised signal)``,
         chosen so each family's targets are informative (not all one class, moderate counts).
+    numpy_terms:
+        ``(t, η, β, df) → (f, ∂f/∂η, ∂²f/∂η², ∂f/∂β, ∂²f/∂β², ∂²f/∂η∂β)``: the NLL in plain
+        numpy (constants dropped; ``β = log s``; the η-Hessian as its diagonal, or the class
+        probabilities P for categorical, whose blocks are ``diag(P_i) − P_i P_iᵀ``), for the
+        verified references; None for a kinked family (its |r| is handled as kinks).
+    scale_power:
+        ``k`` where the NLL is ``Σ|r|^k / (k s^k) + n log s + const`` (2 gaussian, 1 laplace):
+        then a learned scale has the closed form ``s^k = Σ|r|^k / n``; None otherwise.
+    convex_nll:
+        ``(cvxpy, η, t, onehot) → expression``: the NLL as a cvxpy (DCP) expression, for
+        conic references (exponential cones); None where not needed.
+    references:
+        ``{None (MLE) or prior name: route}``: which reference solver of
+        :mod:`bayesloss.references` fits this family (routes are listed there); priors not
+        named go to the verified general solvers.
     """
 
     name: str
@@ -93,6 +109,10 @@ class Family:
     class_logits: Optional[Callable] = None
     penalties: dict = field(default_factory=dict)
     synthetic_eta: tuple = (1.0, 1.0)
+    numpy_terms: Optional[Callable] = None
+    scale_power: Optional[int] = None
+    convex_nll: Optional[Callable] = None
+    references: dict = field(default_factory=dict)
 
     @property
     def classifier(self) -> bool:
@@ -237,6 +257,64 @@ def _l2_logistic(tau, scale, n, k):
     return {"sklearn LogisticRegression C = τ²": tau**2}
 
 
+# --- the NLL in numpy with exact derivatives (references; constants dropped) ----------------
+
+
+def _gaussian_terms(t, eta, beta, df):
+    # Σ r²/(2s²) + n log s
+    r = t - eta
+    n, e, rss = t.shape[0], math.exp(-2.0 * beta), float(r @ r)
+    return 0.5 * e * rss + n * beta, -e * r, np.full(n, e), n - e * rss, 2 * e * rss, 2 * e * r
+
+
+def _studentt_terms(t, eta, beta, nu):
+    # Σ (ν+1)/2 · log(1 + r²/(ν s²)) + n log s
+    r, n = t - eta, t.shape[0]
+    ns2 = nu * math.exp(2.0 * beta)
+    den = ns2 + r * r
+    q = r * r / ns2
+    f = 0.5 * (nu + 1) * np.log1p(q).sum() + n * beta
+    g_beta = n - (nu + 1) * float((r * r / den).sum())
+    h_beta = 2 * (nu + 1) * float((q / (1 + q) ** 2).sum())
+    return (f, -(nu + 1) * r / den, (nu + 1) * (ns2 - r * r) / den**2, g_beta, h_beta,
+            2 * (nu + 1) * ns2 * r / den**2)
+
+
+def _bernoulli_terms(t, eta, beta, df):
+    prob = expit(eta)
+    f = float(np.logaddexp(0.0, eta).sum() - t @ eta)
+    return f, prob - t, prob * (1 - prob), 0.0, 0.0, 0.0
+
+
+def _poisson_terms(t, eta, beta, df):
+    with np.errstate(over="ignore"):
+        mu = np.exp(eta)
+    return float(mu.sum() - t @ eta), mu - t, mu, 0.0, 0.0, 0.0
+
+
+def _categorical_terms(t, eta, beta, df):
+    lse = logsumexp(eta, axis=1)
+    rows = np.arange(t.shape[0])
+    f = float(lse.sum() - eta[rows, t].sum())
+    prob = np.exp(eta - lse[:, None])
+    return f, prob - np.eye(eta.shape[1])[t], prob, 0.0, 0.0, 0.0
+
+
+# --- the same NLLs for cvxpy (conic references) ----------------------------------------------
+
+
+def _cvx_bernoulli(cp, eta, t, onehot):
+    return cp.sum(cp.logistic(eta)) - t @ eta
+
+
+def _cvx_poisson(cp, eta, t, onehot):
+    return cp.sum(cp.exp(eta)) - t @ eta
+
+
+def _cvx_categorical(cp, eta, t, onehot):
+    return cp.sum(cp.log_sum_exp(eta, axis=1)) - cp.sum(cp.multiply(onehot, eta))
+
+
 def _sample_categorical(rng, eta, noise, df):
     p = np.exp(eta - eta.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
@@ -261,6 +339,9 @@ FAMILIES: dict[str, Family] = {
         initial_bias=_mean_target,
         sample=lambda rng, eta, noise, df: eta + noise * rng.standard_normal(eta.shape[0]),
         penalties={"normal": _ridge, "laplace": _lasso},
+        numpy_terms=_gaussian_terms,
+        scale_power=2,
+        references={None: "lstsq", "normal": "ridge", "laplace": "lasso"},
     ),
     "laplace": Family(
         name="laplace",
@@ -279,6 +360,8 @@ FAMILIES: dict[str, Family] = {
         initial_bias=lambda y: float(np.median(y)),
         sample=lambda rng, eta, noise, df: eta + rng.laplace(0.0, noise, eta.shape[0]),
         penalties={"laplace": _l1_lad},
+        scale_power=1,
+        references={None: "lad", "laplace": "lad-l1", "normal": "lad-ridge"},
     ),
     "bernoulli": Family(
         name="bernoulli",
@@ -302,6 +385,9 @@ FAMILIES: dict[str, Family] = {
                    "laplace": lambda tau, scale, n, k: {
                        "sklearn LogisticRegression(l1) C = b": tau}},
         synthetic_eta=(1.5, 0.3),
+        numpy_terms=_bernoulli_terms,
+        convex_nll=_cvx_bernoulli,
+        references={None: "logistic", "normal": "logistic", "laplace": "glm-l1"},
     ),
     "categorical": Family(
         name="categorical",
@@ -322,6 +408,9 @@ FAMILIES: dict[str, Family] = {
         class_logits=_identity,
         penalties={"normal": _l2_logistic},
         synthetic_eta=(1.5, 0.0),
+        numpy_terms=_categorical_terms,
+        convex_nll=_cvx_categorical,
+        references={None: "logistic", "normal": "logistic", "laplace": "glm-l1"},
     ),
     "poisson": Family(
         name="poisson",
@@ -342,6 +431,9 @@ FAMILIES: dict[str, Family] = {
         penalties={"normal": lambda tau, scale, n, k: {
             "sklearn PoissonRegressor alpha = 1/(n·τ²)": 1.0 / (n * tau**2)}},
         synthetic_eta=(0.5, 1.0),
+        numpy_terms=_poisson_terms,
+        convex_nll=_cvx_poisson,
+        references={None: "poisson-glm", "normal": "poisson-ridge", "laplace": "glm-l1"},
     ),
     "studentt": Family(
         name="studentt",
@@ -359,6 +451,7 @@ FAMILIES: dict[str, Family] = {
         check_target=_real_target,
         initial_bias=lambda y: float(np.median(y)),
         sample=lambda rng, eta, noise, df: eta + noise * rng.standard_t(df, eta.shape[0]),
+        numpy_terms=_studentt_terms,
     ),
 }
 

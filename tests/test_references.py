@@ -17,7 +17,8 @@ from scipy.special import expit, log_expit, logsumexp
 
 from bayesloss.data import load_dataset, make_synthetic
 from bayesloss.references import (
-    GRAD_TOL, SKLEARN_NEWTON_TOL, STEP_TOL, _SOLVERS, reference_fit, reference_method,
+    GRAD_TOL, ROUTES, SKLEARN_NEWTON_TOL, STEP_TOL, reference_fit, reference_kind,
+    reference_method, route,
 )
 from bayesloss.spec import make_spec
 
@@ -413,23 +414,37 @@ def test_lad_objective_matches_statsmodels_quantreg(synth, data):
 
 
 @pytest.mark.parametrize("tau", [0.01, 1.0])
-def test_lad_l1_matches_sklearn_quantile_regressor(synth, tau):
-    from sklearn.linear_model import QuantileRegressor
+def test_lad_l1_matches_an_interior_point_solver(synth, tau):
+    """The L1-penalised LAD LP (HiGHS dual simplex in the reference) against an independent
+    algorithm: Clarabel's interior point (cvxpy) on the user's columns. LP minimisers need not
+    be unique: objectives are compared; Clarabel's gap tolerance (1e-9 here) bounds the
+    difference, and the simplex vertex may only be better."""
+    import cvxpy as cp
 
     ds = synth("laplace")
-    n, b = len(ds.y), 0.7
+    b = 0.7
     fit = reference_fit(ds.X, ds.y, "laplace", estimator="map", prior="laplace",
                         prior_scale=tau, noise_scale=b)
-    qr = QuantileRegressor(quantile=0.5, alpha=b / (2 * n * tau), solver="highs").fit(ds.X, ds.y)
-    other = neg_log_joint(fit, ds.X, ds.y, qr.coef_, qr.intercept_)
-    assert fit.converged
-    assert abs(neg_log_joint(fit, ds.X, ds.y) - other) < 1e-10 * abs(other)
+    Z = (ds.X - ds.X.mean(0)) / ds.X.std(0)  # columns of 1e-2..1e3 would stall the IPM
+    u, c = cp.Variable(ds.X.shape[1]), cp.Variable()
+    problem = cp.Problem(cp.Minimize(cp.norm1(ds.y - Z @ u - c) / b
+                                     + cp.norm1(cp.multiply(1 / ds.X.std(0), u)) / tau))
+    problem.solve(solver=cp.CLARABEL, tol_gap_abs=1e-9, tol_gap_rel=1e-9, tol_feas=1e-9)
+    assert problem.status == "optimal" and fit.converged
+    coef = u.value / ds.X.std(0)
+    other = neg_log_joint(fit, ds.X, ds.y, coef, c.value - ds.X.mean(0) @ coef)
+    ours = neg_log_joint(fit, ds.X, ds.y)
+    assert ours <= other + 1e-9 * abs(other)
+    assert other - ours < 1e-7 * abs(other)
     assert kkt_residual(fit, ds.X, ds.y) < 1e-9
 
 
 @pytest.mark.parametrize("learned", [False, True])
 def test_lad_ridge_matches_osqp(synth, learned):
-    """Laplace likelihood + normal prior against OSQP (ADMM + solution polishing)."""
+    """Laplace likelihood + normal prior (Clarabel's QP in the reference) against OSQP (ADMM +
+    solution polishing). Clarabel stops on a duality gap of 1e-12 of the per-row objective,
+    which leaves the weights ~1e-7 off in relative terms (measured 8e-8; the objective is
+    strongly convex only through the prior): weights to 1e-6, the objective to 1e-11."""
     import cvxpy as cp
 
     ds = synth("laplace", n=300)
@@ -443,8 +458,9 @@ def test_lad_ridge_matches_osqp(synth, learned):
     problem.solve(solver=cp.OSQP, eps_abs=1e-10, eps_rel=1e-10, max_iter=400_000,
                   polishing=True)
     assert fit.converged
-    assert rel(fit.coef_, w.value) < 1e-9  # measured ≤ 1e-11
-    assert kkt_residual(fit, ds.X, ds.y) < 1e-10
+    assert rel(fit.coef_, w.value) < 1e-6
+    other = neg_log_joint(fit, ds.X, ds.y, w.value, c.value)
+    assert abs(neg_log_joint(fit, ds.X, ds.y) - other) < 1e-11 * abs(other)
     if learned:  # the envelope condition b = SAE/n
         assert b_ == pytest.approx(sae(ds.y, fit.predict(ds.X)) / len(ds.y), rel=1e-10)
 
@@ -662,18 +678,35 @@ def test_finite_difference_gradient_agrees(synth):
 
 @pytest.mark.parametrize("likelihood, prior", [("gaussian", "laplace"), ("bernoulli", "normal"),
                                                ("poisson", "studentt"), ("laplace", "normal")])
-def test_penalised_intercept_equals_a_ones_column(synth, likelihood, prior):
+def test_penalised_intercept_is_the_stated_objective(synth, likelihood, prior):
+    """A penalised intercept carries the weights' prior: the reference satisfies the first-order
+    conditions of *that* objective (the test's own gradient, with the intercept's prior term)
+    and beats nearby points of the scipy.stats objective; and it differs from the flat-intercept
+    fit (the option does something). scikit-learn's Ridge and LARS on a ones column are
+    checked in the gaussian tests."""
     ds = synth(likelihood, n=300)
     kw = {"estimator": "map", "prior": prior, "prior_scale": 0.3}
     if likelihood in SCALED:
         kw["noise_scale"] = 1.0
     fit = reference_fit(ds.X, ds.y, likelihood, penalize_intercept=True, **kw)
-    ones = reference_fit(np.column_stack([ds.X, np.ones(len(ds.y))]), ds.y, likelihood,
-                         fit_intercept=False, **kw)
-    assert fit.converged and ones.converged
-    assert rel(np.append(fit.coef_, fit.intercept_), ones.coef_) < 1e-10
-    assert fit.objective == pytest.approx(ones.objective, rel=1e-12)
+    flat = reference_fit(ds.X, ds.y, likelihood, **kw)
+    assert fit.converged
     assert kkt_residual(fit, ds.X, ds.y) < 1e-9
+    assert_beats_perturbations(fit, ds.X, ds.y)
+    assert abs(fit.intercept_ - flat.intercept_) > 1e-3 * (1 + abs(flat.intercept_))
+
+
+def test_lasso_with_penalised_intercept_matches_lars_on_a_ones_column(synth):
+    from sklearn.linear_model import LassoLars
+
+    ds = synth("gaussian", n=300)
+    n, tau = len(ds.y), 0.3
+    fit = reference_fit(ds.X, ds.y, "gaussian", estimator="map", prior="laplace",
+                        prior_scale=tau, noise_scale=1.0, penalize_intercept=True)
+    X1 = np.column_stack([ds.X, np.ones(n)])
+    lars = LassoLars(alpha=1.0 / (n * tau), fit_intercept=False, max_iter=1000,
+                     eps=np.finfo(float).eps).fit(X1, ds.y)
+    assert rel(np.append(fit.coef_, fit.intercept_), lars.coef_) < 1e-9
 
 
 @pytest.mark.parametrize("likelihood, prior", [("gaussian", "cauchy"), ("laplace", "laplace"),
@@ -704,26 +737,57 @@ COMBOS = [
 
 
 @pytest.mark.parametrize("likelihood, estimator, prior, learned", COMBOS)
-def test_every_combination_fits(likelihood, estimator, prior, learned):
+def test_every_combination_is_a_minimum(likelihood, estimator, prior, learned):
+    """Every family × estimator × prior × scale setting: the reference converges to a point
+    that satisfies the stated objective's first-order conditions (the test's own gradient and
+    subgradient multipliers; 1e-7 is loose next to the solvers' rules yet far below the 1e-3
+    of a point displaced by 1e-3), and beats nearby points of the scipy.stats objective."""
     ds = make_synthetic(likelihood, n=200, d=4, seed=1)
     kw = {"estimator": estimator, "prior": prior or "normal", "prior_scale": 0.2}
     if learned is False:
         kw["noise_scale"] = 1.0
     fit = reference_fit(ds.X, ds.y, likelihood, **kw)
     assert fit.converged, fit.info
-    assert np.isfinite(fit.coef_).all() and np.isfinite(fit.intercept_).all()
-    assert np.isfinite(fit.objective)
-    assert fit.method == reference_method(fit.spec)
-    if likelihood in SCALED:
-        assert fit.scale_ > 0 and (learned or fit.scale_ == 1.0)
+    assert kkt_residual(fit, ds.X, ds.y) < 1e-7
+    assert_beats_perturbations(fit, ds.X, ds.y)
+    if likelihood in SCALED and not learned:
+        assert fit.scale_ == 1.0
 
 
-def test_dispatch_table_covers_every_combination():
+@pytest.mark.parametrize("likelihood, estimator, prior, learned", COMBOS)
+def test_trusted_references_run_no_loop_of_ours(monkeypatch, likelihood, estimator, prior,
+                                                learned):
+    """A reference labelled trusted is one call of an established solver: with every loop of
+    ours disabled (smooth minimisation, continuation, active-set polish) it still fits; a
+    verified one names itself so in its method and kind."""
+    from bayesloss.references import verified
+
+    spec = make_spec(likelihood, estimator=estimator, prior=prior or "normal",
+                     noise_scale=1.0 if learned is False else None)
+    kind = reference_kind(spec)
+    assert kind in ("trusted", "verified")
+    if kind == "verified":
+        assert route(spec) in ("smooth", "kinked")
+        assert reference_method(spec).startswith("verified (KKT-checked)")
+        return
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a trusted reference ran our own loop")
+
+    for name in ("_minimise", "_continuation", "_polish"):
+        monkeypatch.setattr(verified, name, forbidden)
+    ds = make_synthetic(likelihood, n=200, d=4, seed=1)
+    fit = reference_fit(ds.X, ds.y, likelihood, estimator=estimator, prior=prior or "normal",
+                        prior_scale=0.2, noise_scale=spec.noise_scale)
+    assert fit.converged and fit.info["kind"] == "trusted"
+
+
+def test_every_combination_has_a_route():
     for lik in FAMILIES:
-        for key in [(lik, None)] + [(lik, p) for p in PRIORS]:
-            assert key in _SOLVERS
-            spec = make_spec(lik, estimator="mle" if key[1] is None else "map",
-                             prior=key[1] or "normal")
+        for prior in (None,) + PRIORS:
+            spec = make_spec(lik, estimator="mle" if prior is None else "map",
+                             prior=prior or "normal")
+            assert route(spec) in ROUTES
             assert reference_method(spec)
 
 

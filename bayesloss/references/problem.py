@@ -1,0 +1,193 @@
+"""The problem in standardised coordinates, shared by every reference solver.
+
+Columns are centred (when the intercept is free) and scaled, and so is a continuous target: a
+linear change of variables, exact for the model. A weight ``w_j`` becomes
+``θ_j = w_j·sx_j/sy``, its prior scale ``τ_j' = τ·sx_j/sy`` and the noise scale ``s' = s/sy``.
+Solvers that take per-column penalties (LAPACK, HiGHS, Clarabel, scipy) work there;
+scikit-learn's uniform penalties keep the user's column scales (centred only).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from ..spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """One fit in standardised coordinates, and the maps back to the user's scale.
+
+    ``Z`` holds the standardised columns, then a column of ones when the intercept is free;
+    ``theta`` (shape (p,) or (p, K)) are the coefficients of ``Z``. ``tau`` are the prior scales
+    of the rows of ``theta`` (``inf`` for the free intercept). Scales ``s`` are in units of
+    ``y_scale``.
+    """
+
+    spec: ModelSpec
+    X: np.ndarray
+    y: np.ndarray
+    Z: np.ndarray
+    t: np.ndarray
+    n_out: int
+    tau: np.ndarray
+    x_shift: np.ndarray
+    x_scale: np.ndarray
+    y_shift: float
+    y_scale: float
+
+    @property
+    def n(self) -> int:
+        return self.Z.shape[0]
+
+    @property
+    def p(self) -> int:
+        return self.Z.shape[1]
+
+    @property
+    def free_intercept(self) -> bool:
+        return self.spec.fit_intercept
+
+    @property
+    def penalised(self) -> np.ndarray:
+        return np.isfinite(self.tau)
+
+    @property
+    def shape(self) -> tuple:
+        return (self.p, self.n_out) if self.spec.family.multiclass else (self.p,)
+
+    @property
+    def fixed_scale(self) -> Optional[float]:
+        s = self.spec.noise_scale
+        return None if s is None else s / self.y_scale
+
+    def to_user(self, theta):
+        """``theta`` → ``(coef, intercept)`` on the user's scale."""
+        theta = np.asarray(theta, dtype=np.float64).reshape(self.shape)
+        d = self.X.shape[1]
+        scale = self.y_scale / self.x_scale
+        coef = theta[:d] * (scale[:, None] if theta.ndim == 2 else scale)
+        if not self.free_intercept:
+            return coef, None
+        intercept = self.y_shift + self.y_scale * theta[d] - self.x_shift @ coef
+        return coef, intercept
+
+    def from_user(self, coef, intercept):
+        """``(coef, intercept)`` on the user's scale → ``theta``."""
+        coef = np.asarray(coef, dtype=np.float64)
+        factor = self.x_scale / self.y_scale
+        v = coef * (factor[:, None] if coef.ndim == 2 else factor)
+        if not self.free_intercept:
+            return v
+        c = (np.asarray(intercept, dtype=np.float64) - self.y_shift + self.x_shift @ coef)
+        return np.concatenate([v, (c / self.y_scale)[None]], axis=0)
+
+    def eta(self, theta):
+        return self.Z @ np.asarray(theta).reshape(self.shape)
+
+    def onehot(self) -> np.ndarray:
+        return np.eye(self.n_out)[self.t]
+
+
+def _standardise(spec: ModelSpec, X: np.ndarray, y: np.ndarray) -> _Problem:
+    """Centre (free intercept only) and scale the columns and a continuous target."""
+    family = spec.family
+    if spec.fit_intercept:
+        x_shift, x_scale = X.mean(axis=0), X.std(axis=0)
+    else:
+        x_shift, x_scale = np.zeros(X.shape[1]), np.sqrt((X**2).mean(axis=0))
+    x_scale = np.where(x_scale > 0, x_scale, 1.0)
+    Z = (X - x_shift) / x_scale
+    if family.continuous:
+        y_shift = float(y.mean()) if spec.fit_intercept else 0.0
+        y_scale = float(np.sqrt(((y - y_shift) ** 2).mean()))
+        y_scale = y_scale if y_scale > 0 else 1.0
+        t = (y - y_shift) / y_scale
+    else:
+        y_shift, y_scale, t = 0.0, 1.0, y
+    tau = spec.prior_scale * x_scale / y_scale
+    if spec.fit_intercept:
+        Z = np.column_stack([Z, np.ones(X.shape[0])])
+        tau = np.append(tau, np.inf)
+    n_out = int(y.max()) + 1 if family.multiclass else 1
+    if family.multiclass:
+        t = y.astype(np.int64)
+    return _Problem(spec, X, y, Z, t, n_out, tau, x_shift, x_scale, y_shift, y_scale)
+
+
+@dataclass
+class _Solution:
+    """A solver's answer in standardised coordinates."""
+
+    theta: np.ndarray
+    scale: Optional[float]  # standardised units; None where the family has no scale
+    converged: bool
+    n_iter: int
+    grad_norm: float = float("nan")
+    info: dict = field(default_factory=dict)
+
+
+def _catch(fn, *args, **kwargs):
+    """Run ``fn`` and return ``(result, [warning messages])``."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn(*args, **kwargs)
+    return out, [f"{w.category.__name__}: {w.message}" for w in caught]
+
+
+def _split(pb: _Problem, x: np.ndarray):
+    """``x`` → ``(theta, β)``; β = log of the learned or fixed scale (0 without a scale)."""
+    k = int(np.prod(pb.shape))
+    theta = x[:k].reshape(pb.shape)
+    if pb.spec.learns_scale:
+        return theta, float(x[k])
+    s = pb.fixed_scale
+    return theta, (math.log(s) if s is not None else 0.0)
+
+
+def _pack(pb: _Problem, theta, scale) -> np.ndarray:
+    x = np.asarray(theta, dtype=np.float64).ravel()
+    return np.append(x, math.log(scale)) if pb.spec.learns_scale else x
+
+
+def _free_coords(pb: _Problem) -> np.ndarray:
+    """Mask of the coordinates of ``x`` that the general optimisers move.
+
+    With a free (flat-prior) intercept, the categorical likelihood is unchanged when one
+    constant is added to all K intercepts: that direction is pinned by fixing the last class's
+    intercept at 0 (after shifting the start there), so that Hessians are positive definite.
+    """
+    free = np.ones(int(np.prod(pb.shape)) + int(pb.spec.learns_scale), bool)
+    if pb.spec.family.multiclass and pb.free_intercept:
+        free[int(np.prod(pb.shape)) - 1] = False
+    return free
+
+
+def _start_x(pb: _Problem, theta, scale) -> np.ndarray:
+    """``x`` for a start, with the categorical intercepts shifted so the pinned one is 0."""
+    theta = np.array(theta, dtype=np.float64).reshape(pb.shape)
+    if pb.spec.family.multiclass and pb.free_intercept:
+        theta[-1] -= theta[-1, -1]
+    return _pack(pb, theta, scale)
+
+
+def _restricted(fun, x_full: np.ndarray, free: np.ndarray):
+    """``fun`` of the free coordinates only (the others held at ``x_full``)."""
+    if free.all():
+        return fun, (lambda z: z)
+
+    def embed(z):
+        x = x_full.copy()
+        x[free] = z
+        return x
+
+    def reduced(z):
+        f, g, H = fun(embed(z))
+        return f, g[free], H[np.ix_(free, free)]
+
+    return reduced, embed
