@@ -78,3 +78,29 @@ def test_longley_matches_nist_certified_values():
 def test_known_gap_softmax_with_heavy_tailed_prior(likelihood, prior):
     _assert_passed(run_case(Case(f"synthetic-{likelihood}", likelihood,
                                  {"estimator": "map", "prior": prior})))
+
+
+# Options the matrix does not cover, across families (small data: a light test).
+OPTION_CASES = [
+    pytest.param(lik, opts, id=f"{lik}-{name}")
+    for lik in ("gaussian", "laplace", "bernoulli", "categorical", "poisson", "studentt")
+    for name, opts in [
+        ("no-intercept", {"fit_intercept": False}),
+        ("penalised-intercept", {"estimator": "map", "prior": "normal", "prior_scale": 0.5,
+                                 "penalize_intercept": True}),
+        ("map-learned-scale", {"estimator": "map", "prior": "normal", "prior_scale": 0.5}),
+    ]
+    if name != "map-learned-scale" or lik in ("gaussian", "laplace", "studentt")
+]
+
+
+@pytest.mark.parametrize("likelihood, options", OPTION_CASES)
+def test_intercept_and_scale_options_equal_the_reference(likelihood, options):
+    import bayesloss
+    from bayesloss.data import make_synthetic
+
+    d = make_synthetic(likelihood, n=300, d=3, seed=21)
+    table = bayesloss.compare(d.X, d.y, likelihood, **options)
+    _assert_passed(table)
+    if options.get("fit_intercept") is False:
+        assert "intercept" not in set(table["parameter"])
