@@ -44,7 +44,6 @@ def test_large_constants_do_not_hide_a_gap(gauss):
     X, y = gauss
     y = y * 1e80
     ref = bayesloss.reference_fit(X, y, "gaussian")
-    n = len(y)
     # move the intercept by δ·σ̂: the gap is n·δ²/2 exactly (F is quadratic in it at σ̂)
     delta = np.sqrt(2 * 1e-8)
     moved = Fit.build(ref.spec, X, y, ref.coef_, ref.intercept_ + delta * ref.scale_,

@@ -18,7 +18,7 @@ from scipy.special import expit, log_expit, logsumexp
 from bayesloss.data import load_dataset, make_synthetic
 from bayesloss.references import (
     GRAD_TOL, ROUTES, SKLEARN_NEWTON_TOL, STEP_TOL, reference_fit, reference_kind,
-    reference_method, route,
+    reference_method, route_of,
 )
 from bayesloss.spec import make_spec
 
@@ -795,7 +795,7 @@ def test_trusted_references_run_no_loop_of_ours(monkeypatch, likelihood, estimat
     kind = reference_kind(spec)
     assert kind in ("trusted", "verified")
     if kind == "verified":
-        assert route(spec) in ("smooth", "kinked")
+        assert route_of(spec) in ("smooth", "kinked")
         assert reference_method(spec).startswith("verified (KKT-checked)")
         return
 
@@ -815,7 +815,7 @@ def test_every_combination_has_a_route():
         for prior in (None,) + PRIORS:
             spec = make_spec(lik, estimator="mle" if prior is None else "map",
                              prior=prior or "normal")
-            assert route(spec) in ROUTES
+            assert route_of(spec) in ROUTES
             assert reference_method(spec)
 
 

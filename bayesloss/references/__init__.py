@@ -59,12 +59,12 @@ stops at 4e-8 without reporting convergence, so it serves as a test, not as the 
 
 from __future__ import annotations
 
-from .dispatch import ROUTES, reference_fit, reference_kind, reference_method, route
+from .dispatch import ROUTES, reference_fit, reference_kind, reference_method, route_of
 from .libraries import SKLEARN_NEWTON_TOL
 from .verified import GRAD_TOL, STEP_TOL
 
 __all__ = [
-    "reference_fit", "reference_method", "reference_kind", "route", "ROUTES",
+    "reference_fit", "reference_method", "reference_kind", "route_of", "ROUTES",
     # stopping rules, which tests derive their tolerances from
     "GRAD_TOL", "STEP_TOL", "SKLEARN_NEWTON_TOL",
 ]

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 from scipy import linalg, optimize
 
-from .problem import _Problem, _Solution
+from .problem import _Problem, PROFILE_NOTE, route, _Solution
 
 _EPS = np.finfo(np.float64).eps
 
@@ -22,6 +22,7 @@ def _gaussian_scale_mle(pb: _Problem, theta) -> float:
     return float(np.sqrt(r @ r / pb.n))
 
 
+@route("lstsq", "scipy.linalg.lstsq (LAPACK gelsd, closed form)", "; σ̂² = RSS/n")
 def _solve_lstsq(pb: _Problem) -> _Solution:
     r"""Gaussian MLE: ``min_θ ‖t − Zθ‖²`` by LAPACK ``gelsd`` (SVD), a closed form.
 
@@ -48,6 +49,7 @@ def _ridge_at(pb: _Problem, scale: float) -> _Solution:
     return _Solution(theta, scale, True, 0)
 
 
+@route("ridge", "closed-form ridge (augmented lstsq, λ = σ²/τ²)", PROFILE_NOTE)
 def _solve_ridge(pb: _Problem) -> _Solution:
     """Gaussian MAP, normal prior: closed-form ridge; a learned σ by :func:`_profile_scale`."""
     if not pb.spec.learns_scale:

@@ -18,8 +18,11 @@ import numpy as np
 from ..spec import with_changes
 from .closed_form import _profile_scale
 from .lp import _solve_lad
-from .problem import _catch, _Problem, _Solution
+from .problem import _catch, _Problem, PROFILE_NOTE, route, _Solution
 
+#: Clarabel interior-point tolerances (its defaults are 1e-8).
+_CLARABEL = ("cvxpy + Clarabel ({what}, tolerances 1e-12; an optimal_inaccurate answer is "
+             "finished by the active-set polish and labelled verified)")
 #: Clarabel interior-point tolerances (its defaults are 1e-8).
 CLARABEL_OPTIONS = {
     "tol_gap_abs": 1e-12,
@@ -62,6 +65,7 @@ def _lad_ridge_at(pb: _Problem, scale: float) -> _Solution:
                                     info={"status": status}))
 
 
+@route("lad-ridge", _CLARABEL.format(what="LAD + L2 QP"), PROFILE_NOTE)
 def _solve_lad_ridge(pb: _Problem) -> _Solution:
     """Laplace likelihood, normal prior: Clarabel QP; learned b by the profile."""
     if not pb.spec.learns_scale:
@@ -69,6 +73,8 @@ def _solve_lad_ridge(pb: _Problem) -> _Solution:
     return _profile_scale(pb, _lad_ridge_at, _solve_lad(pb))
 
 
+@route("glm-l1", lambda spec: _CLARABEL.format(
+    what=f"{spec.likelihood} + L1, exponential cones"))
 def _solve_glm_l1(pb: _Problem) -> _Solution:
     r"""Bernoulli / categorical / Poisson with a Laplace prior: Clarabel (exponential cones).
 

@@ -2,80 +2,25 @@
 
 Each family names its routes (``Family.references``: MLE and each prior with a classical
 solver); every other combination goes to the verified general solvers (:mod:`.verified`):
-the smooth one, or the kinked one when the likelihood or the prior has kinks.
+the smooth one, or the kinked one when the likelihood or the prior has kinks. Each route is
+registered next to its solver (``@route(name, method)`` in :mod:`.problem`), so a new route
+is one function in one module.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Optional, Union
+from typing import Optional
 
 import numpy as np
 
 from ..results import Fit
 from ..spec import ModelSpec, check_data, feature_names, make_spec, with_changes
-from .closed_form import _solve_lstsq, _solve_ridge
-from .conic import _solve_glm_l1, _solve_lad_ridge
-from .libraries import (
-    _solve_lasso, _solve_logistic, _solve_poisson_mle, _solve_poisson_ridge,
-)
-from .lp import _solve_lad, _solve_lad_l1
-from .problem import _Problem, _Solution, _standardise
-from .verified import _solve_kinked, _solve_smooth
+# the solver modules register their routes in ROUTES on import
+from . import closed_form, conic, libraries, lp, verified  # noqa: F401
+from .problem import ROUTES, _Solver, _standardise
 
 
-@dataclass(frozen=True)
-class _Solver:
-    """A reference route: its solver, its description (or ``spec → description``), the note
-    added when the scale is learned, and its kind."""
-
-    solve: Callable[[_Problem], _Solution]
-    method: Union[str, Callable[[ModelSpec], str]]
-    scale_note: str = ""
-    kind: str = "trusted"  # or "verified": our own loop, accepted on its optimality conditions
-
-
-_PROFILE = "; scale learned by scipy brentq on the envelope condition (σ² = RSS/n, b = SAE/n)"
-_CLARABEL = ("cvxpy + Clarabel ({what}, tolerances 1e-12; an optimal_inaccurate answer is "
-             "finished by the active-set polish and labelled verified)")
-
-
-def _logistic_method(spec: ModelSpec) -> str:
-    C = "C=inf" if not spec.is_map else (
-        "C=τ² (C=2τ² for two classes)" if spec.family.multiclass else "C=τ²")
-    return ("scikit-learn LogisticRegression(solver='newton-cholesky', tol=1e-12, "
-            + C + (", multinomial" if spec.family.multiclass else "") + ")")
-
-
-#: Every reference route by name (``Family.references`` points here).
-ROUTES: dict[str, _Solver] = {
-    "lstsq": _Solver(_solve_lstsq, "scipy.linalg.lstsq (LAPACK gelsd, closed form)",
-                     "; σ̂² = RSS/n"),
-    "ridge": _Solver(_solve_ridge, "closed-form ridge (augmented lstsq, λ = σ²/τ²)", _PROFILE),
-    "lasso": _Solver(_solve_lasso, "scikit-learn Lasso (coordinate descent, tol=1e-12, "
-                     "α = σ²/(n·τ))", _PROFILE),
-    "lad": _Solver(_solve_lad, "HiGHS dual simplex via scipy linprog (LAD LP)", "; b̂ = SAE/n"),
-    "lad-l1": _Solver(_solve_lad_l1, "HiGHS dual simplex via scipy linprog (L1-penalised LAD "
-                      "LP)", _PROFILE),
-    "lad-ridge": _Solver(_solve_lad_ridge, _CLARABEL.format(what="LAD + L2 QP"), _PROFILE),
-    "logistic": _Solver(_solve_logistic, _logistic_method),
-    "glm-l1": _Solver(_solve_glm_l1, lambda spec: _CLARABEL.format(
-        what=f"{spec.likelihood} + L1, exponential cones")),
-    "poisson-glm": _Solver(_solve_poisson_mle, "statsmodels GLM(Poisson) IRLS (tol=1e-14)"),
-    "poisson-ridge": _Solver(_solve_poisson_ridge, "scikit-learn PoissonRegressor("
-                             "solver='newton-cholesky', tol=1e-12, α = 1/(n·τ²))"),
-    "smooth": _Solver(_solve_smooth, "verified (KKT-checked): scipy.optimize.minimize "
-                      "trust-exact (analytic gradient and Hessian, gtol=1e-8) + MINPACK lm "
-                      "root polish of ∇F = 0 (xtol=1e-15), standardised coordinates, best of "
-                      "several starts", kind="verified"),
-    "kinked": _Solver(_solve_kinked, "verified (KKT-checked): smoothing continuation |r| ≈ "
-                      "√(r²+ε²), ε = 1e-1…1e-9 (each stage scipy trust-exact + MINPACK lm), "
-                      "then active-set polish on the exact objective, best of several starts",
-                      kind="verified"),
-}
-
-
-def route(spec: ModelSpec) -> str:
+def route_of(spec: ModelSpec) -> str:
     """The name of the :data:`ROUTES` entry that fits ``spec``."""
     named = spec.family.references.get(spec.prior if spec.is_map else None)
     if named is not None:
@@ -84,7 +29,7 @@ def route(spec: ModelSpec) -> str:
 
 
 def _solver(spec: ModelSpec) -> _Solver:
-    return ROUTES[route(spec)]
+    return ROUTES[route_of(spec)]
 
 
 def reference_method(spec: ModelSpec) -> str:

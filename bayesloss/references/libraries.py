@@ -11,7 +11,7 @@ import numpy as np
 
 from .closed_form import _profile_scale, _solve_lstsq
 from .lp import _separation
-from .problem import _catch, _Problem, _Solution
+from .problem import _catch, _Problem, PROFILE_NOTE, route, _Solution
 
 #: scikit-learn tolerances (newton-cholesky: max |∇| and Newton decrement of the mean loss).
 SKLEARN_NEWTON_TOL = 1e-12
@@ -43,6 +43,8 @@ def _lasso_at(pb: _Problem, scale: float) -> _Solution:
     return _Solution(theta, scale, converged, int(model.n_iter_), info={"warnings": msgs})
 
 
+@route("lasso", "scikit-learn Lasso (coordinate descent, tol=1e-12, α = σ²/(n·τ))",
+       PROFILE_NOTE)
 def _solve_lasso(pb: _Problem) -> _Solution:
     """Gaussian MAP with a Laplace prior: Lasso; a learned σ by :func:`_profile_scale`."""
     if not pb.spec.learns_scale:
@@ -63,6 +65,15 @@ def _from_sklearn(pb: _Problem, coef, intercept) -> np.ndarray:
     return pb.from_user(coef, intercept)
 
 
+
+def _logistic_method(spec) -> str:
+    C = "C=inf" if not spec.is_map else (
+        "C=τ² (C=2τ² for two classes)" if spec.family.multiclass else "C=τ²")
+    return ("scikit-learn LogisticRegression(solver='newton-cholesky', tol=1e-12, "
+            + C + (", multinomial" if spec.family.multiclass else "") + ")")
+
+
+@route("logistic", lambda spec: _logistic_method(spec))
 def _solve_logistic(pb: _Problem) -> _Solution:
     r"""Bernoulli / categorical MLE or MAP-normal: scikit-learn ``LogisticRegression``.
 
@@ -110,6 +121,7 @@ def _solve_logistic(pb: _Problem) -> _Solution:
     return _Solution(theta, None, converged, int(np.max(model.n_iter_)), info=info)
 
 
+@route("poisson-glm", "statsmodels GLM(Poisson) IRLS (tol=1e-14)")
 def _solve_poisson_mle(pb: _Problem) -> _Solution:
     r"""Poisson MLE: statsmodels ``GLM(family=Poisson())`` by IRLS on standardised columns.
 
@@ -125,6 +137,8 @@ def _solve_poisson_mle(pb: _Problem) -> _Solution:
                      int(res.fit_history["iteration"]), info={"warnings": msgs})
 
 
+@route("poisson-ridge", "scikit-learn PoissonRegressor(solver='newton-cholesky', "
+       "tol=1e-12, α = 1/(n·τ²))")
 def _solve_poisson_ridge(pb: _Problem) -> _Solution:
     r"""Poisson MAP with a normal prior: scikit-learn ``PoissonRegressor``.
 

@@ -11,7 +11,7 @@ import numpy as np
 from scipy import optimize, sparse
 
 from .closed_form import _profile_scale
-from .problem import _Problem, _Solution
+from .problem import _Problem, PROFILE_NOTE, route, _Solution
 
 #: HiGHS simplex options: feasibility tolerances tightened from 1e-7.
 HIGHS_OPTIONS = {
@@ -51,6 +51,7 @@ def _lp_l1(pb: _Problem, scale: float, penalise: Optional[bool] = None) -> _Solu
                      info={"status": res.message})
 
 
+@route("lad", "HiGHS dual simplex via scipy linprog (LAD LP)", "; b̂ = SAE/n")
 def _solve_lad(pb: _Problem) -> _Solution:
     """Laplace MLE: the LAD LP (HiGHS); a learned scale is ``b̂ = SAE/n``."""
     sol = _lp_l1(pb, 1.0, penalise=False)
@@ -59,6 +60,8 @@ def _solve_lad(pb: _Problem) -> _Solution:
     return sol
 
 
+@route("lad-l1", "HiGHS dual simplex via scipy linprog (L1-penalised LAD LP)",
+       PROFILE_NOTE)
 def _solve_lad_l1(pb: _Problem) -> _Solution:
     """Laplace likelihood, Laplace prior: the L1-penalised LAD LP; learned b by the profile."""
     if not pb.spec.learns_scale:

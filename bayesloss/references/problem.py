@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional, Union
 
 import numpy as np
 
@@ -191,3 +191,31 @@ def _restricted(fun, x_full: np.ndarray, free: np.ndarray):
         return f, g[free], H[np.ix_(free, free)]
 
     return reduced, embed
+
+
+@dataclass(frozen=True)
+class _Solver:
+    """A reference route: its solver, its description (or ``spec → description``), the note
+    added when the scale is learned, and its kind."""
+
+    solve: Callable[[_Problem], _Solution]
+    method: Union[str, Callable[[ModelSpec], str]]
+    scale_note: str = ""
+    kind: str = "trusted"  # or "verified": our own loop, accepted on its optimality conditions
+
+
+#: Every reference route by name (``Family.references`` names them); filled by :func:`route`.
+ROUTES: dict[str, _Solver] = {}
+
+#: The note of a scale learned by :func:`.closed_form._profile_scale`.
+PROFILE_NOTE = "; scale learned by scipy brentq on the envelope condition (σ² = RSS/n, b = SAE/n)"
+
+
+def route(name: str, method, scale_note: str = "", kind: str = "trusted"):
+    """Register the decorated solver as the reference route ``name`` (one place per route)."""
+
+    def register(solve):
+        ROUTES[name] = _Solver(solve, method, scale_note, kind)
+        return solve
+
+    return register

@@ -28,7 +28,9 @@ from scipy import linalg, optimize
 from ..spec import with_changes
 from .closed_form import _ridge_at, _solve_lstsq
 from .lp import _solve_lad
-from .problem import _free_coords, _Problem, _restricted, _Solution, _split, _start_x
+from .problem import (
+    _free_coords, _Problem, _restricted, route, _Solution, _split, _start_x,
+)
 
 #: ``trust-exact`` stopping rule on ‖∇(F/n)‖₂ in standardised coordinates (before ``lm``).
 NEWTON_GTOL = 1e-8
@@ -454,6 +456,9 @@ def _relatives(pb: _Problem) -> list[tuple[str, _Solution]]:
     return out
 
 
+@route("smooth", "verified (KKT-checked): scipy.optimize.minimize trust-exact (analytic "
+       "gradient and Hessian, gtol=1e-8) + MINPACK lm root polish of ∇F = 0 (xtol=1e-15), "
+       "standardised coordinates, best of several starts", kind="verified")
 def _solve_smooth(pb: _Problem) -> _Solution:
     r"""Smooth objectives without a classical solver, by :func:`_minimise` from several starts.
 
@@ -481,6 +486,9 @@ def _solve_smooth(pb: _Problem) -> _Solution:
                      info={"start": label, "starts": tried, "message": res.message})
 
 
+@route("kinked", "verified (KKT-checked): smoothing continuation |r| ≈ √(r²+ε²), "
+       "ε = 1e-1…1e-9 (each stage scipy trust-exact + MINPACK lm), then active-set polish on "
+       "the exact objective, best of several starts", kind="verified")
 def _solve_kinked(pb: _Problem) -> _Solution:
     r"""Kinked and non-convex objectives: Laplace likelihood with a Student-t / Cauchy prior,
     Student-t likelihood with a Laplace prior.
