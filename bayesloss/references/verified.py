@@ -450,6 +450,8 @@ def _relatives(pb: _Problem) -> list[tuple[str, _Solution]]:
         others.append((f"{convex}-prior MAP", with_changes(spec, prior=convex)))
     out = []
     for label, other in others:
+        if _solver(other).kind == "verified" and other.is_map:
+            continue  # a start must come from a trusted relative (and never from itself)
         sol = _solver(other).solve(replace(pb, spec=other))
         if sol.converged and np.isfinite(sol.theta).all():
             out.append((label, sol))
