@@ -341,7 +341,8 @@ FAMILIES: dict[str, Family] = {
         penalties={"normal": _ridge, "laplace": _lasso},
         numpy_terms=_gaussian_terms,
         scale_power=2,
-        references={None: "lstsq", "normal": "ridge", "laplace": "lasso"},
+        references={None: "lstsq", "normal": "ridge", "laplace": "lasso", "studentt": "em-mm",
+                    "cauchy": "em-mm"},
     ),
     "laplace": Family(
         name="laplace",
@@ -452,6 +453,7 @@ FAMILIES: dict[str, Family] = {
         initial_bias=lambda y: float(np.median(y)),
         sample=lambda rng, eta, noise, df: eta + noise * rng.standard_t(df, eta.shape[0]),
         numpy_terms=_studentt_terms,
+        references={None: "em-mm", "normal": "em-mm", "studentt": "em-mm", "cauchy": "em-mm"},
     ),
 }
 

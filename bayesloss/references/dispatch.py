@@ -16,7 +16,7 @@ import numpy as np
 from ..results import Fit
 from ..spec import ModelSpec, check_data, feature_names, make_spec, with_changes
 # the solver modules register their routes in ROUTES on import
-from . import closed_form, conic, libraries, lp, verified  # noqa: F401
+from . import closed_form, conic, libraries, lp, mm, verified  # noqa: F401
 from .problem import ROUTES, _Solver, _standardise
 
 

@@ -120,6 +120,21 @@ def _smooth_objective(pb: _Problem, x: np.ndarray, *, prior: bool = True):
     return f / n, grad / n, H / n
 
 
+def _certify(pb: _Problem, x: np.ndarray):
+    """``(ok, ‖∇(F/n)‖∞, message)``: the smooth first-order certificate of :func:`_minimise`
+    (positive definite Hessian; ‖∇‖∞ ≤ :data:`GRAD_TOL` or a Newton correction ≤
+    :data:`STEP_TOL`·(1 + ‖x‖∞)) at a point found by another loop."""
+    f, g, H = _smooth_objective(pb, x)
+    if not (np.isfinite(f) and np.isfinite(g).all() and np.isfinite(H).all()):
+        return False, float("nan"), "non-finite objective"
+    min_eig = float(np.linalg.eigvalsh(H).min())
+    step = np.linalg.solve(H, g) if min_eig > 0 else np.full(x.size, np.inf)
+    ok = min_eig > 0 and (np.abs(g).max() <= GRAD_TOL
+                          or np.abs(step).max() <= STEP_TOL * (1 + np.abs(x).max()))
+    return bool(ok), float(np.abs(g).max()), (
+        f"min eig(H) = {min_eig:.3g}, Newton correction {np.abs(step).max():.2e}")
+
+
 class _Memo:
     """Evaluate ``fun(x) → (f, g, H)`` once per point for scipy's separate callbacks."""
 
