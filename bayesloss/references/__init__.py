@@ -23,7 +23,8 @@ is appended and fitted with the weights) and on a learned scale ``s`` (σ or b).
 
 Modules, by method: :mod:`.problem` (standardised coordinates), :mod:`.closed_form`
 (LAPACK; a learned scale by the envelope condition), :mod:`.lp` (HiGHS), :mod:`.conic`
-(Clarabel), :mod:`.libraries` (scikit-learn, statsmodels), :mod:`.verified` (our loops),
+(Clarabel), :mod:`.libraries` (scikit-learn, statsmodels), :mod:`.mm` (EM / MM over
+LAPACK steps) and :mod:`.verified` (our other loops),
 :mod:`.dispatch` (routes and the public functions). Each family names its routes
 (``Family.references``); the rest go to the verified solvers.
 
@@ -42,8 +43,12 @@ poisson, MLE           statsmodels ``GLM(Poisson)`` IRLS                      tr
 poisson, normal        scikit-learn ``PoissonRegressor`` (newton-cholesky)    trusted
 bern./cat./poisson,    Clarabel exponential-cone program (cvxpy); polished    trusted
   laplace              where Clarabel reports optimal_inaccurate              (verified)
-smooth, no classical   trust-exact + MINPACK lm from several starts           verified
-  solver               (studentt likelihood; studentt / cauchy priors)
+studentt (MLE, normal,  EM / majorise-minimise, every step a LAPACK weighted   verified
+  studentt, cauchy);    ridge (:mod:`.mm`), certified by the smooth
+gaussian + studentt /   first-order conditions
+  cauchy prior
+other smooth, no        trust-exact + MINPACK lm from several starts           verified
+  classical solver      (GLMs with studentt / cauchy priors)
 kinked and non-convex  smoothing continuation + active-set polish, from       verified
                        several starts (laplace + studentt / cauchy prior,
                        studentt + laplace prior)
