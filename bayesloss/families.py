@@ -85,6 +85,8 @@ class Family:
     convex_nll:
         ``(cvxpy, η, t, onehot) → expression``: the NLL as a cvxpy (DCP) expression, for
         conic references (exponential cones); None where not needed.
+    mle_equivalent:
+        The classical estimator the MLE equals, as shown in summaries ("" where none).
     references:
         ``{None (MLE) or prior name: route}``: which reference solver of
         :mod:`bayesloss.references` fits this family (routes are listed there); priors not
@@ -113,6 +115,7 @@ class Family:
     scale_power: Optional[int] = None
     convex_nll: Optional[Callable] = None
     references: dict = field(default_factory=dict)
+    mle_equivalent: str = ""
 
     @property
     def classifier(self) -> bool:
@@ -343,6 +346,7 @@ FAMILIES: dict[str, Family] = {
         scale_power=2,
         references={None: "lstsq", "normal": "ridge", "laplace": "lasso", "studentt": "em-mm",
                     "cauchy": "em-mm"},
+        mle_equivalent="ordinary least squares: sklearn LinearRegression, statsmodels OLS",
     ),
     "laplace": Family(
         name="laplace",
@@ -363,6 +367,8 @@ FAMILIES: dict[str, Family] = {
         penalties={"laplace": _l1_lad},
         scale_power=1,
         references={None: "lad", "laplace": "lad-l1", "normal": "lad-ridge"},
+        mle_equivalent="least absolute deviations: sklearn QuantileRegressor(quantile=0.5, "
+                       "alpha=0)",
     ),
     "bernoulli": Family(
         name="bernoulli",
@@ -389,6 +395,7 @@ FAMILIES: dict[str, Family] = {
         numpy_terms=_bernoulli_terms,
         convex_nll=_cvx_bernoulli,
         references={None: "logistic", "normal": "logistic", "laplace": "glm-l1"},
+        mle_equivalent="unpenalised logistic regression: sklearn LogisticRegression(C=np.inf)",
     ),
     "categorical": Family(
         name="categorical",
@@ -412,6 +419,8 @@ FAMILIES: dict[str, Family] = {
         numpy_terms=_categorical_terms,
         convex_nll=_cvx_categorical,
         references={None: "logistic", "normal": "logistic", "laplace": "glm-l1"},
+        mle_equivalent="unpenalised multinomial logistic regression: sklearn "
+                       "LogisticRegression(C=np.inf)",
     ),
     "poisson": Family(
         name="poisson",
@@ -435,6 +444,8 @@ FAMILIES: dict[str, Family] = {
         numpy_terms=_poisson_terms,
         convex_nll=_cvx_poisson,
         references={None: "poisson-glm", "normal": "poisson-ridge", "laplace": "glm-l1"},
+        mle_equivalent="Poisson GLM: sklearn PoissonRegressor(alpha=0), statsmodels "
+                       "GLM(Poisson)",
     ),
     "studentt": Family(
         name="studentt",
@@ -454,6 +465,7 @@ FAMILIES: dict[str, Family] = {
         sample=lambda rng, eta, noise, df: eta + noise * rng.standard_t(df, eta.shape[0]),
         numpy_terms=_studentt_terms,
         references={None: "em-mm", "normal": "em-mm", "studentt": "em-mm", "cauchy": "em-mm"},
+        mle_equivalent="Student-t regression (ν fixed): statsmodels TLinearModel",
     ),
 }
 

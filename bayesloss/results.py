@@ -22,18 +22,6 @@ from .potential import point_covariance
 from .priors import penalty_mapping
 from .spec import ModelSpec, check_X, feature_names
 
-# The classical estimator each MLE equals (the MAP ones come from the penalty mapping).
-MLE_EQUIVALENT = {
-    "gaussian": "ordinary least squares: sklearn LinearRegression, statsmodels OLS",
-    "laplace": "least absolute deviations: sklearn QuantileRegressor(quantile=0.5, alpha=0)",
-    "bernoulli": "unpenalised logistic regression: sklearn LogisticRegression(C=np.inf)",
-    "categorical": "unpenalised multinomial logistic regression: sklearn "
-                   "LogisticRegression(C=np.inf)",
-    "poisson": "Poisson GLM: sklearn PoissonRegressor(alpha=0), statsmodels GLM(Poisson)",
-    "studentt": "Student-t regression (ν fixed): statsmodels TLinearModel",
-}
-
-
 class Table(pd.DataFrame):
     """A DataFrame that prints whole: ``print(table)`` shows every row and column (pandas'
     display options would hide the middle columns behind ``...``), and notebooks render all
@@ -346,8 +334,8 @@ class Fit:
             if self.penalty and s.learns_scale:
                 lines.append("    (scale learned jointly: this equality holds at the fitted "
                              "scale only)")
-        else:
-            lines.append(f"  no prior (MLE) = {MLE_EQUIVALENT[s.likelihood]}"
+        elif fam.mle_equivalent:
+            lines.append(f"  no prior (MLE) = {fam.mle_equivalent}"
                          + ("" if s.fit_intercept else " with fit_intercept=False"))
         lines += [
             f"  n = {self.n_samples}   NLL = {self.nll:.10g}   loss = {self.loss:.10g}"
