@@ -166,9 +166,13 @@ def test_cli_fit_prints_a_summary(capsys):
     d = load_dataset("breast_cancer")
     sk = LogisticRegression(C=0.25, solver="newton-cholesky", tol=1e-12, max_iter=1000)
     sk.fit(d.X - d.X.mean(0), d.y)
-    printed = [float(v) for v in re.findall(r"coef\[\d+\]\s+(\S+)", out)]
-    assert len(printed) == 2 * d.X.shape[1]  # ours, then the reference
-    for coefs in (printed[: d.X.shape[1]], printed[d.X.shape[1]:]):
+    # each summary's parameter table (rows named by column or coef[j]), ours then the reference
+    tables = [block.split("parameter", 1)[1].strip().splitlines()[1:]  # below the header
+              for block in out.split("\n\n") if "parameter" in block]
+    assert len(tables) == 2
+    for rows in tables:
+        coefs = [float(r.split()[-1]) for r in rows if not r.strip().startswith("intercept")]
+        assert len(coefs) == d.X.shape[1]
         assert_same_effects(np.array(coefs), sk.coef_[0], d.X, d.y, 1e-5)
 
 
