@@ -171,7 +171,15 @@ def test_cli_fit_prints_a_summary(capsys):
               for block in out.split("\n\n") if "parameter" in block]
     assert len(tables) == 2
     for rows in tables:
-        coefs = [float(r.split()[-1]) for r in rows if not r.strip().startswith("intercept")]
+        def first_number(row):  # the value column: the first number after the name
+            for token in row.split():
+                try:
+                    return float(token)
+                except ValueError:
+                    continue
+
+        coefs = [first_number(r) for r in rows  # not the intercept, nor a footnote ("se: …")
+                 if r.strip() and ":" not in r and not r.strip().startswith("intercept")]
         assert len(coefs) == d.X.shape[1]
         assert_same_effects(np.array(coefs), sk.coef_[0], d.X, d.y, 1e-5)
 
