@@ -20,7 +20,7 @@ from .posterior import (
 from .priors import PRIORS, Prior, get_prior, penalty_mapping
 from .references import reference_fit
 from .results import Fit
-from .spec import ConvergenceWarning, IdentifiabilityWarning, ModelSpec, make_spec
+from .spec import ConvergenceWarning, IdentifiabilityWarning, ModelSpec, PriorWarning, make_spec
 from .training import TrainingEquivalence, torch_equivalence
 
 __version__ = "0.1.0"
@@ -28,7 +28,7 @@ __version__ = "0.1.0"
 __all__ = [
     "fit", "reference_fit", "compare", "Fit", "Family", "Prior", "ModelSpec", "make_spec",
     "get_family", "get_prior", "penalty_mapping", "FAMILIES", "PRIORS",
-    "ConvergenceWarning", "IdentifiabilityWarning", "DivergenceError",
+    "ConvergenceWarning", "IdentifiabilityWarning", "PriorWarning", "DivergenceError",
     "torch_equivalence", "TrainingEquivalence",
     "posterior", "Posterior", "compare_likelihoods", "LikelihoodComparison", "shrinkage_path",
     "mode_space_demo", "SamplerWarning", "LOOWarning",

@@ -60,35 +60,37 @@ class Evaluation:
     objective: float
 
 
-def _tensor(a):
+def as_tensor(a):
+    """``a`` as a float64 tensor sharing its memory (None stays None). Torch warns about
+    read-only arrays (a pandas column under copy-on-write, statsmodels data sets), which
+    only those need copying."""
     if a is None:
         return None
     a = np.asarray(a, dtype=np.float64)
-    # torch shares the memory; it warns about read-only arrays, which only those need copying
     return torch.as_tensor(a if a.flags.writeable else a.copy())
 
 
 def linear_predictor(spec: ModelSpec, X, coef, intercept) -> torch.Tensor:
     """``η = X coef + intercept`` as a float64 tensor."""
-    eta = _tensor(X) @ _tensor(coef)
-    return eta + _tensor(intercept) if spec.fit_intercept else eta
+    eta = as_tensor(X) @ as_tensor(coef)
+    return eta + as_tensor(intercept) if spec.fit_intercept else eta
 
 
 def evaluate(spec: ModelSpec, X, y, coef, intercept, scale) -> Evaluation:
     """Exact NLL, classical loss and objective of ``spec`` at the given parameters."""
     family = spec.family
-    X_t, y_t = _tensor(X), _tensor(y)
+    X_t, y_t = as_tensor(X), as_tensor(y)
     eta = linear_predictor(spec, X_t, coef, intercept)
-    s = _tensor(scale if scale is not None else spec.noise_scale)
+    s = as_tensor(scale if scale is not None else spec.noise_scale)
     # the data were validated on the way in: skip Pyro's per-value support checks
     with torch.no_grad(), pyro.validation_enabled(False):
         nll = family.nll(y_t, eta, s, spec.df)
         loss = family.loss(y_t, eta, s, spec.df)
         k = np.asarray(coef).shape[1] if family.multiclass else 1
         model = build_model(spec, X_t.shape[1], k, noise_scale=s)
-        values = {"weight": _tensor(coef)}
+        values = {"weight": as_tensor(coef)}
         if spec.fit_intercept:
-            values["bias"] = _tensor(intercept)
+            values["bias"] = as_tensor(intercept)
         if spec.learns_scale:
             values["scale"] = s
         trace = poutine.trace(poutine.condition(model, data=values)).get_trace(X_t, y_t)

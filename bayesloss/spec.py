@@ -24,6 +24,10 @@ class ConvergenceWarning(UserWarning):
     """A fit stopped before its convergence criterion held (like scikit-learn's)."""
 
 
+class PriorWarning(UserWarning):
+    """A prior was given to a fit that does not use it (an MLE: the prior is masked off)."""
+
+
 class IdentifiabilityWarning(UserWarning):
     """The MLE is not unique (constant or duplicated columns); a MAP fit still is."""
 
@@ -156,10 +160,48 @@ def check_X(X) -> np.ndarray:
     return X
 
 
-def check_data(X, y, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class DesignStats:
+    """Column means and Gram matrices of X, from one product ``XᵀX`` (and one ``1ᵀX``).
+
+    The input checks (constant, zero and duplicated columns) and the fit's preconditioner both
+    read them, so the design is summarised once. ``centred`` is ``(X − m)ᵀ(X − m)/n``; where a
+    column's mean dwarfs its spread, ``XᵀX/n − m mᵀ`` would cancel to noise, and those entries
+    are computed from the centred columns instead.
+    """
+
+    n: int
+    mean: np.ndarray
+    gram: np.ndarray
+    centred: np.ndarray
+
+    @classmethod
+    def of(cls, X: np.ndarray) -> "DesignStats":
+        n = X.shape[0]
+        mean = (np.ones(n) @ X) / n
+        gram = X.T @ X
+        centred = gram / n - np.outer(mean, mean)
+        # digits lost to cancellation: recompute those columns from centred data
+        lossy = np.flatnonzero(np.diag(centred) <= 1e-6 * mean**2)
+        if lossy.size:
+            Xc = X[:, lossy] - mean[lossy]
+            cross = (X - mean).T @ Xc / n
+            centred[:, lossy] = cross
+            centred[lossy, :] = cross.T
+        return cls(n, mean, gram, centred)
+
+    def mean_square(self) -> np.ndarray:
+        return np.diag(self.gram) / self.n
+
+    def centred_gram(self) -> np.ndarray:
+        return self.centred
+
+
+def check_data(X, y, spec: ModelSpec, *, stats: bool = False):
     """Validate ``X`` and ``y`` for ``spec``; warn where the MLE is not unique.
 
-    Returns float64 ``X`` and the family's target (integer labels for categorical).
+    Returns float64 ``X`` and the family's target (integer labels for categorical), and with
+    ``stats=True`` also the :class:`DesignStats` of X that the checks computed.
     """
     X = check_X(X)
     _check_label_kind(y, spec)
@@ -180,9 +222,14 @@ def check_data(X, y, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
             f"y is constant: a learned {spec.likelihood} noise scale would shrink to 0 (the "
             "likelihood is unbounded); pass noise_scale or use other data"
         )
+    design = None
+    if stats or not spec.is_map:
+        design = DesignStats.of(X)
+        if not np.isfinite(design.gram).all():
+            raise ValueError("X has values so large that XᵀX overflows; rescale its columns")
     if not spec.is_map:
-        _warn_unidentifiable(X, spec.fit_intercept)
-    return X, y_arr
+        _warn_unidentifiable(X, spec.fit_intercept, design)
+    return (X, y_arr, design) if stats else (X, y_arr)
 
 
 def _check_label_kind(y, spec: ModelSpec) -> None:
@@ -212,7 +259,7 @@ def _check_label_kind(y, spec: ModelSpec) -> None:
     )
 
 
-def _warn_unidentifiable(X: np.ndarray, fit_intercept: bool) -> None:
+def _warn_unidentifiable(X: np.ndarray, fit_intercept: bool, design: DesignStats) -> None:
     n_params = X.shape[1] + int(fit_intercept)
     if X.shape[0] < n_params:
         warnings.warn(
@@ -221,19 +268,23 @@ def _warn_unidentifiable(X: np.ndarray, fit_intercept: bool) -> None:
             IdentifiabilityWarning,
             stacklevel=3,
         )
-    if not fit_intercept and (X == 0).all(axis=0).any():
-        cols = np.flatnonzero((X == 0).all(axis=0)).tolist()
-        warnings.warn(f"column(s) {cols} of X are all zero: the MLE is not unique",
-                      IdentifiabilityWarning, stacklevel=3)
-    spread = np.ptp(X, axis=0)
-    if fit_intercept and (spread == 0).any():
-        cols = np.flatnonzero(spread == 0).tolist()
-        warnings.warn(
-            f"column(s) {cols} of X are constant: with an intercept the MLE is not unique",
-            IdentifiabilityWarning,
-            stacklevel=3,
-        )
-    dup = _duplicated_columns(X)
+    # candidates from the Gram matrix, confirmed on the columns themselves
+    if not fit_intercept:
+        cols = [j for j in np.flatnonzero(design.mean_square() == 0) if not X[:, j].any()]
+        if cols:
+            warnings.warn(f"column(s) {cols} of X are all zero: the MLE is not unique",
+                          IdentifiabilityWarning, stacklevel=3)
+    var = np.diag(design.centred)
+    if fit_intercept:
+        near = var <= 1e-12 * np.maximum(design.mean_square(), np.finfo(float).tiny)
+        cols = [j for j in np.flatnonzero(near) if np.ptp(X[:, j]) == 0]
+        if cols:
+            warnings.warn(
+                f"column(s) {cols} of X are constant: with an intercept the MLE is not unique",
+                IdentifiabilityWarning,
+                stacklevel=3,
+            )
+    dup = _duplicated_columns(X, design)
     if dup:
         warnings.warn(
             f"column(s) {dup} of X duplicate earlier columns: the MLE is not unique",
@@ -242,16 +293,18 @@ def _warn_unidentifiable(X: np.ndarray, fit_intercept: bool) -> None:
         )
 
 
-def _duplicated_columns(X: np.ndarray) -> list[int]:
-    """Columns equal to an earlier one: hash each column by a random projection (O(n·d)),
-    then confirm candidate pairs exactly."""
-    key = np.random.default_rng(0).standard_normal(X.shape[0]) @ X
+def _duplicated_columns(X: np.ndarray, design: DesignStats) -> list[int]:
+    """Columns equal to an earlier one: equal columns have equal Gram entries
+    (G_ii = G_jj = G_ij) and means; candidate pairs are confirmed exactly."""
+    G, d = design.gram, X.shape[1]
+    diag = np.diag(G)
+    close = lambda a, b: np.abs(a - b) <= 1e-10 * np.maximum(np.abs(a), np.abs(b))  # noqa: E731
     dup = []
-    for j in range(1, X.shape[1]):
-        for i in np.flatnonzero(key[:j] == key[j]):
-            if np.array_equal(X[:, i], X[:, j]):
-                dup.append(j)
-                break
+    for j in range(1, d):
+        cand = np.flatnonzero(close(diag[:j], diag[j]) & close(G[:j, j], diag[j])
+                              & close(design.mean[:j], design.mean[j]))
+        if any(np.array_equal(X[:, i], X[:, j]) for i in cand):
+            dup.append(j)
     return dup
 
 
@@ -266,6 +319,8 @@ def with_changes(spec: ModelSpec, **changes) -> ModelSpec:
 __all__ = [
     "ConvergenceWarning",
     "IdentifiabilityWarning",
+    "PriorWarning",
+    "DesignStats",
     "ModelSpec",
     "make_spec",
     "check_data",

@@ -176,9 +176,10 @@ def test_constant_column_does_not_warn_for_map(gauss):
 
 def test_non_convergence_warns_with_our_warning_class(gauss):
     X, y = gauss
+    labels = (y > np.median(y)).astype(float)
     with pytest.warns(ConvergenceWarning, match="stopped after 2 iterations"):
-        fit = bayesloss.fit(X, y, "gaussian", max_iter=2)
-    assert not fit.converged
+        fit = bayesloss.fit(X, labels, "bernoulli", max_iter=2)
+    assert not fit.converged and fit.n_iter == 2
 
 
 @pytest.mark.filterwarnings("ignore:Encountered NaN")  # Pyro's own notice before ours raises

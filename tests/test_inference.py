@@ -1,0 +1,131 @@
+"""What a point fit reports, checked from outside on data the check matrix does not contain:
+learned scales at their exact optimum, Laplace fits that are converged only with an optimality
+certificate (and stop within their budget), minibatch Adam within its contract, and the
+warnings a user should see."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from scipy.optimize import brentq, linprog
+
+import bayesloss
+from bayesloss import ConvergenceWarning, PriorWarning
+from bayesloss.data import load_dataset, make_synthetic
+
+# seeds and sizes the check matrix (seed 0, n = 2,000, d = 10) does not use
+DATA = [(11, 700, 5), (12, 1500, 8)]
+
+
+def _residuals(fit, X, y):
+    return y - X @ fit.coef_ - fit.intercept_
+
+
+def _studentt_scale(r, df):
+    """argmin_s of the Student-t NLL at fixed residuals: the root of its s-derivative,
+    n − (ν+1) Σ r²/(ν s² + r²), which increases in s."""
+    n = len(r)
+
+    def slope(s):
+        return n - (df + 1) * np.sum(r**2 / (df * s**2 + r**2))
+
+    hi = np.abs(r).max()
+    return brentq(slope, 1e-8 * hi, 10 * hi, xtol=1e-300, rtol=4 * np.finfo(float).eps)
+
+
+EXACT_SCALE = {
+    "gaussian": lambda r, df: np.sqrt(np.mean(r**2)),
+    "laplace": lambda r, df: np.mean(np.abs(r)),
+    "studentt": _studentt_scale,
+}
+
+
+@pytest.mark.parametrize("seed, n, d", DATA)
+@pytest.mark.parametrize("estimator", ["mle", "map"])
+@pytest.mark.parametrize("likelihood", sorted(EXACT_SCALE))
+def test_learned_scale_is_at_its_exact_optimum(likelihood, estimator, seed, n, d):
+    """σ = √(RSS/n), b = mean|r|, and the Student-t 1-d optimum (brentq), given the returned
+    coefficients, to 1e-9 relative: the scale's prior is flat under MLE and MAP alike."""
+    data = make_synthetic(likelihood, n, d, seed=seed)
+    kw = {"estimator": "map", "prior": "normal", "prior_scale": 0.3} if estimator == "map" else {}
+    fit = bayesloss.fit(data.X, data.y, likelihood, **kw)
+    assert fit.converged
+    expected = EXACT_SCALE[likelihood](_residuals(fit, data.X, data.y), 4.0)
+    assert fit.scale_ == pytest.approx(expected, rel=1e-9)
+
+
+def _highs_lad(X, y):
+    """Least absolute deviations as an LP solved by HiGHS: min Σ (r⁺ + r⁻), Xw + c + r⁺ − r⁻ = y."""
+    n, d = X.shape
+    A = sp.hstack([sp.csr_matrix(np.c_[X, np.ones(n)]), sp.eye(n), -sp.eye(n)])
+    cost = np.r_[np.zeros(d + 1), np.ones(2 * n)]
+    res = linprog(cost, A_eq=A, b_eq=y, bounds=[(None, None)] * (d + 1) + [(0, None)] * (2 * n),
+                  method="highs")
+    assert res.status == 0
+    return res.fun
+
+
+@pytest.fixture(scope="module")
+def lad():
+    d = make_synthetic("laplace", 400, 5, seed=13)
+    return d.X, d.y, _highs_lad(d.X, d.y)
+
+
+def test_laplace_fit_is_converged_with_its_certificate(lad):
+    X, y, optimum = lad
+    fit = bayesloss.fit(X, y, "laplace")
+    assert fit.converged and fit.info["certified"]
+    assert fit.info["max_multiplier"] <= 1 + 1e-9
+    assert fit.info["stationarity"] <= 1e-9
+    assert fit.info["active_rows"] >= X.shape[1] + 1  # an LP vertex: p residuals at zero
+    assert np.abs(_residuals(fit, X, y)).sum() == pytest.approx(optimum, rel=1e-9)
+
+
+def test_laplace_fit_stopped_by_max_iter_is_not_converged_and_warns(lad):
+    X, y, optimum = lad
+    with pytest.warns(ConvergenceWarning, match="stopped after 2 iterations"):
+        fit = bayesloss.fit(X, y, "laplace", max_iter=2)
+    assert not fit.converged and fit.n_iter == 2
+    assert fit.info["stop"] == "max_iter"
+
+
+@pytest.mark.parametrize("kw", [{"tol": 0.1}, {"tol": 0.1, "max_iter": 8}, {"max_iter": 5}])
+def test_laplace_converged_means_optimal(lad, kw):
+    """Whatever budget or tolerance, a fit reporting converged=True is at the LP optimum;
+    one that is not warns."""
+    X, y, optimum = lad
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = bayesloss.fit(X, y, "laplace", **kw)
+    warned = any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    assert fit.n_iter <= kw.get("max_iter", 5000)
+    if fit.converged:
+        assert not warned
+        assert np.abs(_residuals(fit, X, y)).sum() == pytest.approx(optimum, rel=1e-9)
+    else:
+        assert warned
+
+
+def test_prior_given_to_an_mle_fit_warns():
+    d = make_synthetic("gaussian", 100, 3, seed=3)
+    with pytest.warns(PriorWarning, match="prior_scale= given to an MLE fit"):
+        bayesloss.fit(d.X, d.y, "gaussian", prior_scale=2.0)
+    with pytest.warns(PriorWarning, match="prior="):
+        bayesloss.fit(d.X, d.y, "gaussian", prior="laplace")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PriorWarning)
+        bayesloss.fit(d.X, d.y, "gaussian", estimator="map", prior_scale=2.0)
+        bayesloss.fit(d.X, d.y, "gaussian")
+
+
+@pytest.mark.filterwarnings("error")
+def test_read_only_inputs_fit_without_torch_warnings():
+    """statsmodels' cpunish and pandas columns (copy-on-write) arrive as read-only arrays."""
+    d = load_dataset("cpunish")
+    assert bayesloss.fit(d.X, d.y, "poisson").converged
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(80, 3)), columns=["a", "b", "c"])
+    target = frame["a"] * 2.0 + rng.normal(size=80)
+    assert bayesloss.fit(frame[["b", "c"]], target, "gaussian").converged
