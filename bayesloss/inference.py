@@ -86,9 +86,10 @@ class Preconditioner:
     the Hessian becomes about the identity, and ill-conditioned designs (Longley, collinear
     real data) are as easy as any.
 
-    The change of variables lives in the parameterisation, not in the data: the model's mean
-    is ``η' = X (A w') + b' − m·A w'`` with ``A = diag(1/s) U`` (:meth:`mean_fn`), so an
-    evaluation costs n·d and no transformed copy of X is ever made.
+    The scaling and whitening live in the parameterisation, not in the data: the model's mean
+    is ``η' = (X − m)(A w') + b'`` with ``A = diag(1/s) U`` (:meth:`mean_fn`), so an
+    evaluation costs n·d and no whitened copy of X (n·d² to make) exists; only the centring
+    is applied to the data.
     """
 
     x_mean: np.ndarray
@@ -143,25 +144,24 @@ class Preconditioner:
         return 1.0 / self.x_scale if self.whiten is None else self.whiten / self.x_scale[:, None]
 
     def mean_fn(self) -> Callable:
-        """The linear mean in the preconditioned parameters: ``η' = X (A w') + b' − m·(A w')``
-        (for a penalised or absent intercept m = 0)."""
+        """The linear mean in the preconditioned parameters, ``η' = (X − m)(A w') + b'``, on
+        the centred design of :meth:`data`."""
         A = torch.as_tensor(self.matrix, dtype=DTYPE)
-        m = torch.as_tensor(self.x_mean, dtype=DTYPE)
-        centred = bool(self.x_mean.any())
 
         def mean(X, weight, bias):
             w = A @ weight if A.dim() == 2 else (A[:, None] if weight.dim() == 2 else A) * weight
-            if centred:
-                bias = bias - m @ w
             return linear_mean(X, w, bias)
 
         return mean
 
     def data(self, X: np.ndarray, y: np.ndarray, spec: ModelSpec):
-        """X as a tensor sharing its memory (the transform is in :meth:`mean_fn`) and the
-        standardised target."""
+        """The centred design ``X − m`` (n·d work; the scaling and whitening, n·d² if applied
+        to X, live in :meth:`mean_fn`) and the standardised target. Centring the data rather
+        than the parameters keeps η free of the cancellation ``X v − m·v`` where a column's
+        mean dwarfs its spread (wine's proline, Longley's year)."""
+        Xc = X - self.x_mean if self.x_mean.any() else X
         yp = (y - self.y_mean) / self.y_scale if spec.family.continuous else y
-        return as_tensor(X), as_tensor(yp)
+        return as_tensor(Xc), as_tensor(yp)
 
     def model_kwargs(self, spec: ModelSpec) -> dict:
         """The prior (per-column scales, or a precision matrix when whitened), the fixed
@@ -263,7 +263,6 @@ def _newton_polish(problem: _Problem, guide, loss_fn) -> bool:
     Xn = problem.X.numpy()
     n, d = Xn.shape
     A = pre.matrix if pre.matrix.ndim == 2 else np.diag(pre.matrix)
-    m = pre.x_mean
     with torch.no_grad():
         point = guide.median()
     scale = point.get("scale", problem.model_kwargs.get("noise_scale"))
@@ -276,10 +275,10 @@ def _newton_polish(problem: _Problem, guide, loss_fn) -> bool:
     c = c.numpy() / n
     G = Xn.T @ (Xn * c[:, None])
     sc, csum = Xn.T @ c, c.sum()
-    H = A.T @ (G - np.outer(sc, m) - np.outer(m, sc) + csum * np.outer(m, m)) @ A
+    H = A.T @ G @ A  # the design is centred already
     theta = weight.detach().numpy()
     if bias is not None:
-        hb = A.T @ (sc - csum * m)
+        hb = A.T @ sc
         H = np.block([[H, hb[:, None]], [hb[None, :], np.array([[csum]])]])
         theta = np.r_[theta, float(bias.detach())]
     H = H + _prior_terms(problem)(theta)[2] / n
@@ -547,7 +546,6 @@ def _kink_finish(problem: _Problem, guide, eps: float, tol: float, budget: int) 
     Xn, y = problem.X.numpy(), problem.y.numpy()
     n, d = Xn.shape
     A = pre.matrix if pre.matrix.ndim == 2 else np.diag(pre.matrix)
-    m = pre.x_mean
     has_b = spec.fit_intercept
     p = d + int(has_b)
     kinked_prior = spec.is_map and spec.prior_spec.kinked
@@ -558,8 +556,8 @@ def _kink_finish(problem: _Problem, guide, eps: float, tol: float, budget: int) 
         np.arange(0, dtype=int)
     prior = _prior_terms(problem)
 
-    def design(idx):  # rows of the preconditioned design [(x − m)ᵀA, 1]
-        R = (Xn[idx] - m) @ A
+    def design(idx):  # rows of the preconditioned design [(x − m)ᵀA, 1] (X is centred)
+        R = Xn[idx] @ A
         return np.c_[R, np.ones(len(idx))] if has_b else R
 
     def constraints(kinks):  # a kink k < n is row k; k ≥ n is coordinate coords[k − n]
@@ -572,10 +570,10 @@ def _kink_finish(problem: _Problem, guide, eps: float, tol: float, budget: int) 
 
     def resid(theta):
         v = A @ theta[:d]
-        return y - (Xn @ v - m @ v + (theta[d] if has_b else 0.0))
+        return y - (Xn @ v + (theta[d] if has_b else 0.0))
 
     def design_t(s):  # X̃ᵀ s without forming X̃
-        g = A.T @ (s @ Xn - m * s.sum())
+        g = A.T @ (s @ Xn)
         return np.r_[g, s.sum()] if has_b else g
 
     def omega(b):
@@ -634,7 +632,7 @@ def _kink_finish(problem: _Problem, guide, eps: float, tol: float, budget: int) 
             e[k] = np.sign(lam[k])
             delta = np.linalg.solve(C, e)  # along the edge its kink value moves off zero
             v = A @ delta[:d]
-            a = Xn @ v - m @ v + (delta[d] if has_b else 0.0)  # residuals move by −t·a
+            a = Xn @ v + (delta[d] if has_b else 0.0)  # residuals move by −t·a
             moving = np.r_[a, -delta[coords]]  # kink values move by −t·moving
             values = np.r_[resid(theta), theta[coords]]
             cand = np.setdiff1d(np.flatnonzero(moving != 0), basis)
