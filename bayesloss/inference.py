@@ -1084,8 +1084,8 @@ def fit(
             prior_scale=1.0 if prior_scale is None else prior_scale, noise_scale=noise_scale, df=df,
             prior_df=3.0 if prior_df is None else prior_df, fit_intercept=fit_intercept,
             penalize_intercept=penalize_intercept, optimizer=optimizer, batch_size=batch_size,
-            seed=seed, tol=tol, max_iter=max_iter, num_steps=num_steps, lr=lr,
-            check_every=check_every, progress=progress,
+            seed=seed, tol=tol, max_iter=1000 if max_iter is None else max_iter,
+            num_steps=num_steps, lr=lr, check_every=check_every, progress=progress,
         )
     given = {k: v for k, v in (("prior", prior), ("prior_scale", prior_scale),
                                ("prior_df", prior_df)) if v is not None}
