@@ -83,8 +83,8 @@ class Potential:
 
     def __init__(self, spec: ModelSpec, X, y, n_outputs: int = 1, smoothing: float = 0.0):
         self.spec = spec
-        self.X = torch.as_tensor(np.asarray(X, dtype=np.float64))
-        self.y = torch.as_tensor(np.asarray(y, dtype=np.float64))
+        self.X = torch.as_tensor(np.array(X, dtype=np.float64))  # a copy: X may be read-only
+        self.y = torch.as_tensor(np.array(y, dtype=np.float64))  # a copy: y may be read-only
         self.n_outputs = n_outputs
         self.smoothing = float(smoothing)
         self.model = build_model(spec, self.X.shape[1], n_outputs, smoothing=smoothing)
