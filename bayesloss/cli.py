@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -42,16 +43,17 @@ def _format_summary(summary: pd.DataFrame) -> str:
     return shown[cols].to_string(index=False)
 
 
-def _load(args, likelihood: str):
+def _load(args, likelihood: str, default: Optional[str] = None):
     """The data ``--data`` names: a CSV / Parquet file (with ``--target``, ``--features``) or
-    a built-in set. Prints how string labels were encoded."""
+    a built-in set (when not given: ``default``, else synthetic data of the likelihood).
+    Prints how string labels were encoded."""
     from .check import dataset
 
-    if not is_table_path(args.data):
+    if args.data is None or not is_table_path(args.data):
         if args.target or args.features:
             raise ValueError("--target and --features go with a data file (--data PATH.csv or "
                              f"PATH.parquet); {args.data!r} is not one")
-        return dataset(args.data)
+        return dataset(args.data or default or f"synthetic-{likelihood}")
     if not args.target:
         raise ValueError(f"--data {args.data}: say which column to predict with --target "
                          "COLUMN")
@@ -215,13 +217,6 @@ def _report(args) -> int:
     return 0
 
 
-def _named_data(name, likelihood):
-    """The data set behind ``--data NAME`` (default: synthetic data of the likelihood)."""
-    from .check import dataset
-
-    return dataset(name or f"synthetic-{likelihood}")
-
-
 def _posterior(args) -> int:
     import matplotlib
 
@@ -230,7 +225,7 @@ def _posterior(args) -> int:
     from .plots.posterior import save_figures
     from .posterior import posterior, shrinkage_path
 
-    d = _named_data(args.data, args.likelihood)
+    d = _load(args, args.likelihood)  # before anything is written to --out
     prior = None if args.prior == "flat" else args.prior
     post = posterior(d.X, d.y, args.likelihood, prior=prior, prior_scale=args.prior_scale,
                      noise_scale=args.noise_scale, df=args.df, method=args.method,
@@ -265,7 +260,9 @@ def _posterior(args) -> int:
 def _which_loss(args) -> int:
     from .posterior import compare_likelihoods
 
-    d = _named_data(args.data, "laplace")
+    # class labels are encoded only if every likelihood compared takes them
+    labels = all(lik in LABEL_LIKELIHOODS for lik in args.likelihood)
+    d = _load(args, args.likelihood[0] if labels else "laplace", default="synthetic-laplace")
     out = compare_likelihoods(d.X, d.y, args.likelihood, prior=args.prior,
                               prior_scale=args.prior_scale, chains=args.chains,
                               warmup=args.warmup, draws=args.draws, seed=args.seed,
@@ -343,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("posterior", help="sample the posterior (NUTS) or its Laplace "
                        "approximation; write summary, InferenceData and figures")
     p.add_argument("likelihood", choices=sorted(FAMILIES))
-    p.add_argument("--data", default=None, help="as for fit (default: synthetic data)")
+    _data_args(p, f"{BUILTIN} (default: synthetic data of the likelihood)")
     p.add_argument("--method", choices=["nuts", "laplace"], default="nuts")
     p.add_argument("--prior", choices=sorted(PRIORS) + ["flat"], default="normal",
                    help="prior on the weights; flat: the posterior whose mode is the MLE")
@@ -359,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_posterior)
 
     w = sub.add_parser("which-loss", help="rank likelihoods (losses) by PSIS-LOO")
-    w.add_argument("--data", default=None, help="as for fit (default: synthetic-laplace)")
+    _data_args(w, f"{BUILTIN} (default: synthetic-laplace)")
     w.add_argument("--likelihood", action="append", choices=sorted(FAMILIES),
                    help="repeatable (default: gaussian, laplace, studentt)")
     w.add_argument("--prior", choices=sorted(PRIORS), default="normal")

@@ -244,7 +244,10 @@ def _point_fits(X, y, likelihood, spec, model_kw, seed):
         with warnings.catch_warnings():
             if spec.is_map:  # the MLE is only a mark on the plots here
                 warnings.simplefilter("ignore", IdentifiabilityWarning)
-            mle = fit(X, y, likelihood, estimator="mle", seed=seed, **model_kw)
+            # the prior's knobs would only make the MLE warn that its prior is off
+            mle_kw = {k: v for k, v in model_kw.items()
+                      if k not in ("prior", "prior_scale", "prior_df")}
+            mle = fit(X, y, likelihood, estimator="mle", seed=seed, **mle_kw)
     except ValueError as err:
         if not spec.is_map:
             raise ValueError(f"prior=None (flat weights) gives an improper posterior: {err}") \

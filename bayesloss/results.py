@@ -7,6 +7,7 @@ user's scale and the training data, by the family's own functions and the exact 
 
 from __future__ import annotations
 
+import functools
 import html
 from dataclasses import dataclass, field
 from typing import Optional
@@ -146,7 +147,8 @@ class Fit:
         :meth:`params` that are free (coef, intercept, learned scale), from the exact Hessian
         of −log p(y, θ) in the constrained space; for the MLE the classical observed-information
         covariance (statsmodels' ``cov_params``). None where it does not exist (kinks, a
-        singular Hessian), with the reason in ``cov_note``.
+        singular Hessian), with the reason in ``cov_note``. Computed on first use from the
+        training data the fit keeps a reference to.
     """
 
     spec: ModelSpec
@@ -163,8 +165,25 @@ class Fit:
     seed: Optional[int] = None
     info: dict = field(default_factory=dict)
     feature_names: Optional[tuple] = None
-    cov_: Optional[np.ndarray] = None
-    cov_note: str = ""
+    # the training data and estimate behind cov_: the Hessian costs more than many fits, and
+    # most fits are never asked for their standard errors, so it is computed on first use
+    _cov_inputs: Optional[tuple] = field(default=None, repr=False, compare=False)
+
+    @functools.cached_property
+    def _covariance(self) -> tuple:
+        if self._cov_inputs is None:
+            return None, "no Laplace covariance: the fit kept no training data"
+        return _laplace_covariance(self.spec, *self._cov_inputs)
+
+    @property
+    def cov_(self) -> Optional[np.ndarray]:
+        """Laplace covariance of the estimate (computed on first use); None where it does not
+        exist, with the reason in :attr:`cov_note`."""
+        return self._covariance[0]
+
+    @property
+    def cov_note(self) -> str:
+        return self._covariance[1]
 
     @classmethod
     def build(cls, spec: ModelSpec, X, y, coef, intercept, scale, **facts) -> "Fit":
@@ -196,7 +215,6 @@ class Fit:
             params["bias"] = np.asarray(intercept, dtype=np.float64)
         if spec.learns_scale:
             params["scale"] = np.asarray(scale, dtype=np.float64)
-        cov, note = _laplace_covariance(spec, X, y, coef, intercept, scale)
         return cls(
             spec=spec,
             params_=params,
@@ -205,8 +223,7 @@ class Fit:
             loss=ev.loss,
             objective=ev.objective,
             n_samples=int(np.asarray(X).shape[0]),
-            cov_=cov,
-            cov_note=note,
+            _cov_inputs=(X, y, coef, intercept, scale),
             **facts,
         )
 

@@ -189,3 +189,25 @@ def test_check_progress_is_plain_lines_when_not_a_terminal(capsys):
     err = capsys.readouterr().err  # captured: not a terminal
     assert "\r" not in err
     assert err.splitlines() == [f"bayesloss check [{i}/2] {c.id}" for i, c in enumerate(cases, 1)]
+
+
+def test_posterior_on_a_csv_names_its_weights(tmp_path, table, capsys):
+    path = tmp_path / "d.csv"
+    table.to_csv(path, index=False)
+    rc = main(["posterior", "gaussian", "--data", str(path), "--target", "y",
+               "--features", "age,income", "--method", "laplace", "--quiet"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "weight[age]" in out and "weight[income]" in out and "n = 150" in out
+
+
+@pytest.mark.parametrize("argv", [["posterior", "gaussian"], ["which-loss"]])
+def test_posterior_and_which_loss_bad_data_file_exit_2(tmp_path, table, capsys, argv):
+    path = tmp_path / "d.csv"
+    table.to_csv(path, index=False)
+    out = ["--out", str(tmp_path / "out")] if argv[0] == "posterior" else []
+    assert main(argv + ["--data", str(path), "--target", "nope"] + out) == 2
+    assert "no target column 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "empty.csv").write_text("")
+    assert main(argv + ["--data", str(tmp_path / "empty.csv"), "--target", "y"]) == 2
+    assert "is empty" in capsys.readouterr().err
