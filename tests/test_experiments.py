@@ -162,6 +162,17 @@ def test_dask_local_cluster_gives_the_same_table_as_local(tmp_path):
     pd.testing.assert_frame_equal(local[keep], dask[keep])
 
 
+def _children(pid: int) -> list:
+    """The process tree under ``pid``; a child that exits while the tree is being walked makes
+    psutil raise NoSuchProcess, so walk again (a busy machine makes that race real)."""
+    for _ in range(10):
+        try:
+            return psutil.Process(pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            time.sleep(0.05)
+    return psutil.Process(pid).children(recursive=True)
+
+
 def test_sigkill_mid_sweep_then_resume_stores_every_run_exactly_once(tmp_path):
     config = tmp_path / "kill.toml"
     config.write_text('[sweep]\nseeds = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\n'
@@ -184,7 +195,7 @@ def test_sigkill_mid_sweep_then_resume_stores_every_run_exactly_once(tmp_path):
                     stored = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
             except sqlite3.OperationalError:  # the table is being created
                 pass
-    helpers = psutil.Process(proc.pid).children(recursive=True)  # forkserver, pool workers
+    helpers = _children(proc.pid)  # forkserver, pool workers
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     # the orphaned workers notice that their client died and leave
