@@ -210,7 +210,12 @@ def stopping_rule_tolerance(fit, X, y, step_tol=0.0, grad_tol=0.0, user_columns=
         if spec.fit_intercept:
             icpt = x[d * K : d * K + K] if K > 1 else float(x[d * K])
         scale = float(np.exp(x[-1])) if spec.learns_scale else fit.scale_
-        return replace(fit, coef_=coef, intercept_=icpt, scale_=scale)
+        params = {"weight": coef}
+        if spec.fit_intercept:
+            params["bias"] = np.asarray(icpt, dtype=np.float64)
+        if spec.learns_scale:
+            params["scale"] = np.asarray(scale, dtype=np.float64)
+        return replace(fit, params_=params, scale_=scale)
 
     x0 = pack(fit)
     h = 1e-6 * (1 + np.abs(x0))
