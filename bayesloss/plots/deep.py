@@ -1,0 +1,149 @@
+r"""Figures of the deep-learning side: the loss landscape of least squares and the Gaussian
+NLL.
+
+Nothing here fits: the landscape evaluates the family's own NLL and loss on a grid.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from ..families import get_family
+
+# Contours drawn at these heights above each surface's minimum (in its own units per
+# observation), so the rings' spacing shows each surface's curvature.
+CONTOUR_STEPS = (0.02, 0.1, 0.3, 1.0, 3.0)
+
+
+def _column(x, name: str = "x") -> np.ndarray:
+    """A single feature as a (n,) float64 array (a (n, 1) design is accepted)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 2 and x.shape[1] == 1:
+        x = x[:, 0]
+    if x.ndim != 1 or x.size < 2:
+        raise ValueError(f"{name} must be one feature: shape (n,) or (n, 1) with n >= 2; "
+                         f"got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} has NaN or infinite values")
+    return x
+
+
+def _grid_axis(values, name: str) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 1 or values.size < 3 or not (np.diff(values) > 0).all():
+        raise ValueError(f"{name} must be an increasing 1-d grid of at least 3 values")
+    return values
+
+
+def landscape_surfaces(x, y, slopes, intercepts, sigmas=(0.5, 1.0, 2.0)) -> dict:
+    r"""MSE and the Gaussian NLL of :math:`y = a x + b + \varepsilon` over a grid of (a, b).
+
+    Both come from the ``gaussian`` family itself (:meth:`Family.loss`, the sum of squared
+    errors, and :meth:`Family.nll`, the Pyro ``Normal``'s exact negative log-likelihood), per
+    observation:
+
+    .. math:: \text{MSE}(a, b) = \tfrac1n\textstyle\sum_i (y_i - a x_i - b)^2,\qquad
+              \tfrac1n\text{NLL}_\sigma(a, b) = \tfrac12\log(2\pi\sigma^2)
+              + \text{MSE}(a, b) / (2\sigma^2)
+
+    Returns
+    -------
+    dict
+        ``"mse"``: (len(intercepts), len(slopes)); ``"nll"``: {σ: array of that shape}
+        (rows are intercepts, columns slopes, as ``pcolormesh(slopes, intercepts, Z)`` reads).
+    """
+    family = get_family("gaussian")
+    x_t = torch.as_tensor(_column(x))
+    y_t = torch.as_tensor(_column(y, "y"))
+    if x_t.shape != y_t.shape:
+        raise ValueError(f"x and y differ in length: {x_t.shape[0]} vs {y_t.shape[0]}")
+    slopes = _grid_axis(slopes, "slopes")
+    intercepts = _grid_axis(intercepts, "intercepts")
+    sigmas = [float(s) for s in sigmas]
+    if not sigmas or min(sigmas) <= 0 or not np.isfinite(sigmas).all():
+        raise ValueError(f"sigmas must be positive numbers; got {sigmas}")
+    n = x_t.shape[0]
+    scales = [torch.tensor(s, dtype=torch.float64) for s in sigmas]
+    mse = np.empty((intercepts.size, slopes.size))
+    nll = {s: np.empty_like(mse) for s in sigmas}
+    with torch.no_grad():
+        for i, b in enumerate(intercepts):
+            for j, a in enumerate(slopes):
+                eta = a * x_t + b
+                mse[i, j] = float(family.loss(y_t, eta, None, None)) / n
+                for s, s_t in zip(sigmas, scales):
+                    nll[s][i, j] = float(family.nll(y_t, eta, s_t)) / n
+    return {"mse": mse, "nll": nll}
+
+
+def loss_landscape(x, y, slopes, intercepts, *, sigmas: Sequence[float] = (0.5, 1.0, 2.0),
+                   fit=None):
+    r"""The material's picture: MSE and the Gaussian NLL for several σ over slope × intercept.
+
+    Top row: one heat map per surface (MSE, then NLL/n for each σ in ``sigmas``; see
+    :func:`landscape_surfaces`), contours at fixed heights above each minimum
+    (:data:`CONTOUR_STEPS`, in that panel's units) and the grid's minimum marked. Every σ has
+    its minimum at the least-squares line; the NLL's values shift by ½ log 2πσ² and its
+    curvature scales as 1/σ² (tight rings for small σ). Bottom row: the slices through the
+    grid minimum along the slope and along the intercept, all surfaces on one axis.
+
+    Parameters
+    ----------
+    x, y:
+        One feature ((n,) or (n, 1)) and the targets.
+    slopes, intercepts:
+        Increasing 1-d grids of the parameters.
+    sigmas:
+        The fixed noise scales σ of the NLL panels.
+    fit:
+        Optionally a gaussian fit on ``x`` whose (``coef_[0]``, ``intercept_``) is marked.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Its axes, in order: the 1 + len(sigmas) heat maps (each ``collections[0]`` a
+        ``QuadMesh`` holding its surface; ``lines[0]`` the grid minimum), the slope slice,
+        the intercept slice, then the colour bars.
+    """
+    surfaces = landscape_surfaces(x, y, slopes, intercepts, sigmas)
+    slopes, intercepts = np.asarray(slopes, float), np.asarray(intercepts, float)
+    panels = [("MSE", surfaces["mse"])] + [
+        (f"NLL / n, σ = {s:g}", z) for s, z in surfaces["nll"].items()]
+    k = len(panels)
+    fig = plt.figure(figsize=(3.0 * k, 6.4), constrained_layout=True)
+    # 2k columns: each heat map spans two, each slice k
+    gs = fig.add_gridspec(2, 2 * k, height_ratios=(1.15, 1.0))
+    top = [fig.add_subplot(gs[0, 2 * i:2 * i + 2]) for i in range(k)]
+    bottom = [fig.add_subplot(gs[1, :k]), fig.add_subplot(gs[1, k:])]
+    meshes = []
+    for ax, (label, z) in zip(top, panels):
+        i, j = np.unravel_index(np.argmin(z), z.shape)
+        meshes.append(ax.pcolormesh(slopes, intercepts, z, shading="nearest", cmap="viridis"))
+        ax.plot(slopes[j], intercepts[i], "w+", ms=10, mew=2, label="grid minimum")
+        ax.contour(slopes, intercepts, z, levels=z.min() + np.asarray(CONTOUR_STEPS),
+                   colors="white", linewidths=0.6)
+        if fit is not None:
+            ax.plot(float(np.ravel(fit.coef_)[0]), float(fit.intercept_), "rx", ms=7,
+                    label="fit")
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("slope a")
+    top[0].set_ylabel("intercept b")
+    top[0].legend(fontsize=7, loc="lower left")
+    i, j = np.unravel_index(np.argmin(surfaces["mse"]), surfaces["mse"].shape)
+    for ax, grid, cut, name in ((bottom[0], slopes, lambda z: z[i, :], "slope a"),
+                                (bottom[1], intercepts, lambda z: z[:, j], "intercept b")):
+        for label, z in panels:
+            ax.plot(grid, cut(z), label=label)
+        ax.axvline(grid[j if grid is slopes else i], color="grey", ls="--", lw=0.8)
+        ax.set_xlabel(f"{name} (the other parameter at the grid minimum)")
+    bottom[0].set_ylabel("value per observation")
+    bottom[0].legend(fontsize=7)
+    for ax, mesh in zip(top, meshes):
+        fig.colorbar(mesh, ax=ax, shrink=0.8)
+    fig.suptitle("MSE and the Gaussian NLL share one minimiser for every σ, while σ shifts "
+                 "the NLL's value and scales its curvature.", fontsize=10)
+    return fig
