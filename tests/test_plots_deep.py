@@ -58,10 +58,11 @@ def test_loss_landscape_renders_and_every_sigma_has_the_least_squares_minimiser(
     for s, z in zip(SIGMAS, nlls):
         np.testing.assert_allclose(np.diff(z, 2, axis=1), np.diff(mse, 2, axis=1) / (2 * s**2),
                                    rtol=1e-6)
-    # the slices below: through the minimum, one curve per surface
-    slope_cut = fig.axes[1 + len(SIGMAS)]
-    for line, z in zip(slope_cut.lines, surfaces):
+    # the slices below: through the minimum, one NLL curve per σ and the MSE on a twin axis
+    slope_cut, twin = fig.axes[1 + len(SIGMAS)], fig.axes[3 + len(SIGMAS)]
+    for line, z in zip(slope_cut.lines, nlls):
         np.testing.assert_array_equal(line.get_ydata(), z[12])
+    np.testing.assert_array_equal(twin.lines[0].get_ydata(), mse[12])
     _render(fig, tmp_path / "landscape.png")
 
 

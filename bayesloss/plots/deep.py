@@ -14,8 +14,8 @@ import torch
 
 from ..families import get_family
 
-# Contours drawn at these heights above each surface's minimum (in its own units per
-# observation), so the rings' spacing shows each surface's curvature.
+# Contours drawn at these heights above each NLL surface's minimum (nats per observation),
+# so the rings' spacing shows each surface's curvature.
 CONTOUR_STEPS = (0.02, 0.1, 0.3, 1.0, 3.0)
 
 
@@ -85,11 +85,13 @@ def loss_landscape(x, y, slopes, intercepts, *, sigmas: Sequence[float] = (0.5, 
     r"""The material's picture: MSE and the Gaussian NLL for several σ over slope × intercept.
 
     Top row: one heat map per surface (MSE, then NLL/n for each σ in ``sigmas``; see
-    :func:`landscape_surfaces`), contours at fixed heights above each minimum
-    (:data:`CONTOUR_STEPS`, in that panel's units) and the grid's minimum marked. Every σ has
-    its minimum at the least-squares line; the NLL's values shift by ½ log 2πσ² and its
+    :func:`landscape_surfaces`) with the grid's minimum marked and contours at fixed heights
+    above each minimum: :data:`CONTOUR_STEPS` nats for the NLL; for the MSE the same steps
+    times 2σ̂², σ̂² the smallest MSE on the grid (the NLL's rings at the learned σ). Every σ
+    has its minimum at the least-squares line; the NLL's values shift by ½ log 2πσ² and its
     curvature scales as 1/σ² (tight rings for small σ). Bottom row: the slices through the
-    grid minimum along the slope and along the intercept, all surfaces on one axis.
+    grid minimum along the slope and along the intercept, the NLLs on the left axis and the
+    MSE (dashed, black) on a twin right axis, its values being on another scale.
 
     Parameters
     ----------
@@ -106,8 +108,9 @@ def loss_landscape(x, y, slopes, intercepts, *, sigmas: Sequence[float] = (0.5, 
     -------
     matplotlib.figure.Figure
         Its axes, in order: the 1 + len(sigmas) heat maps (each ``collections[0]`` a
-        ``QuadMesh`` holding its surface; ``lines[0]`` the grid minimum), the slope slice,
-        the intercept slice, then the colour bars.
+        ``QuadMesh`` holding its surface; ``lines[0]`` the grid minimum), the slope and the
+        intercept slices (``lines``: one NLL per σ), their twin axes (``lines[0]``: the MSE),
+        then the colour bars.
     """
     surfaces = landscape_surfaces(x, y, slopes, intercepts, sigmas)
     slopes, intercepts = np.asarray(slopes, float), np.asarray(intercepts, float)
@@ -124,7 +127,8 @@ def loss_landscape(x, y, slopes, intercepts, *, sigmas: Sequence[float] = (0.5, 
         i, j = np.unravel_index(np.argmin(z), z.shape)
         meshes.append(ax.pcolormesh(slopes, intercepts, z, shading="nearest", cmap="viridis"))
         ax.plot(slopes[j], intercepts[i], "w+", ms=10, mew=2, label="grid minimum")
-        ax.contour(slopes, intercepts, z, levels=z.min() + np.asarray(CONTOUR_STEPS),
+        unit = 1.0 if label != "MSE" else 2.0 * z.min()
+        ax.contour(slopes, intercepts, z, levels=z.min() + unit * np.asarray(CONTOUR_STEPS),
                    colors="white", linewidths=0.6)
         if fit is not None:
             ax.plot(float(np.ravel(fit.coef_)[0]), float(fit.intercept_), "rx", ms=7,
@@ -134,14 +138,18 @@ def loss_landscape(x, y, slopes, intercepts, *, sigmas: Sequence[float] = (0.5, 
     top[0].set_ylabel("intercept b")
     top[0].legend(fontsize=7, loc="lower left")
     i, j = np.unravel_index(np.argmin(surfaces["mse"]), surfaces["mse"].shape)
-    for ax, grid, cut, name in ((bottom[0], slopes, lambda z: z[i, :], "slope a"),
-                                (bottom[1], intercepts, lambda z: z[:, j], "intercept b")):
-        for label, z in panels:
-            ax.plot(grid, cut(z), label=label)
-        ax.axvline(grid[j if grid is slopes else i], color="grey", ls="--", lw=0.8)
+    twins = [ax.twinx() for ax in bottom]
+    for ax, twin, grid, at, cut, name in (
+            (bottom[0], twins[0], slopes, j, lambda z: z[i, :], "slope a"),
+            (bottom[1], twins[1], intercepts, i, lambda z: z[:, j], "intercept b")):
+        twin.plot(grid, cut(surfaces["mse"]), color="black", ls="--", label="MSE")
+        for index, (label, z) in enumerate(panels[1:]):
+            ax.plot(grid, cut(z), color=f"C{index}", label=label)
+        ax.axvline(grid[at], color="grey", ls=":", lw=0.8)
         ax.set_xlabel(f"{name} (the other parameter at the grid minimum)")
-    bottom[0].set_ylabel("value per observation")
-    bottom[0].legend(fontsize=7)
+        ax.set_ylabel("NLL / n (nats)")
+        twin.set_ylabel("MSE")
+    bottom[0].legend(handles=bottom[0].lines[:-1] + twins[0].lines, fontsize=7)
     for ax, mesh in zip(top, meshes):
         fig.colorbar(mesh, ax=ax, shrink=0.8)
     fig.suptitle("MSE and the Gaussian NLL share one minimiser for every σ, while σ shifts "
