@@ -67,11 +67,15 @@ KNOWN_GAPS = {("categorical", "studentt"), ("categorical", "cauchy")}
 
 def synthetic_cases() -> list[Case]:
     """Every family: MLE (scale learned), and MAP under every prior (scale fixed at the truth);
-    plus MLE and MAP-normal with the other scale setting for the families that have one.
+    plus MLE and MAP-normal with the other scale setting for the families that have one;
+    hetero_gaussian (σ(x) learned): MLE and MAP-normal.
     :data:`KNOWN_GAPS` are left out."""
     cases = []
     for name, family in FAMILIES.items():
         data = f"synthetic-{name}"
+        if family.scale_head:  # σ(x) is learned, never fixed; a smooth prior on the mean
+            cases += [Case(data, name, {}), Case(data, name, {"estimator": "map"})]
+            continue
         fixed = {"noise_scale": 1.0} if family.has_scale else {}
         cases.append(Case(data, name, {}))
         cases += [Case(data, name, {"estimator": "map", "prior": p, **fixed}) for p in PRIORS

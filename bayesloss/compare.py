@@ -8,10 +8,11 @@ weights near zero (lasso zeros, tiny effects) are judged on the scale they act o
     \text{rel}_j = \frac{|\hat\theta_j - \theta^{\text{ref}}_j|}{\max(|\theta^{\text{ref}}_j|, u_j)},
     \qquad u_{\text{coef}_j} = s_y / s_{x_j},\quad
     u_{\text{intercept}} = s_y \sqrt{1 + \textstyle\sum_j (m_j / s_{x_j})^2},\quad
-    u_{\text{scale}} = s_y
+    u_{\text{scale}} = s_y,\quad u_{a_j} = 1/s_{x_j},\quad u_c = u_{\text{intercept}}/s_y
 
 with ``m`` and ``s`` the means and standard deviations of the columns and ``s_y`` that of the
-target (1 for classes and counts). The intercept is the prediction at x = 0, which lies
+target (1 for classes and counts); ``a`` and ``c`` are a log σ(x) head's weights and intercept
+(hetero_gaussian), whose output is in log units. The intercept is the prediction at x = 0, which lies
 ‖m/s‖ standard deviations from the data's centre, so its natural unit grows with that distance.
 
 The objective gap is judged per observation, in nats:
@@ -87,6 +88,8 @@ def _param_rows(fit: Fit, ref: Fit, units: tuple, significant: bool):
         units += [intercept_unit] * np.atleast_1d(fit.intercept_).size
     if fit.scale_ is not None:
         units.append(sy)
+    if "scale_weight" in fit.params_:  # log σ(x): its units are those of the mean over s_y
+        units += list(1.0 / sx) + [intercept_unit / sy]
     ours = fit.params()["value"].to_numpy()
     theirs = ref.params()["value"].to_numpy()
     abs_err = np.abs(ours - theirs)

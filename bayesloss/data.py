@@ -5,6 +5,7 @@ Nothing here downloads: the real sets come from scikit-learn and statsmodels' bu
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -44,7 +45,9 @@ def make_synthetic(
     Columns are correlated (AR(1), ρ = 0.3) with standard deviations spread log-uniformly over
     ``scale_range`` and offsets of several standard deviations, so an unpreconditioned solver
     meets a badly conditioned problem. True weights give every column a comparable effect on
-    the linear predictor; ``noise`` is σ (gaussian, studentt) or b (laplace).
+    the linear predictor; ``noise`` is σ (gaussian, studentt) or b (laplace), and for
+    hetero_gaussian σ at the columns' offsets, with log σ(x) linear in x (truth:
+    ``scale_weight``, ``scale_bias``).
     ``outlier_fraction`` replaces that share of continuous targets by gross errors.
     """
     family = get_family(likelihood)
@@ -61,8 +64,13 @@ def make_synthetic(
     eta = Z @ effect  # = (X - offset) @ weight
     # each family's linear predictor is gain · eta + base: its true weight is gain · weight
     gain, base = family.synthetic_eta
-    y = family.sample(rng, base + gain * eta, noise, df)
     truth = {"weight": gain * weight, "bias": base - offset @ (gain * weight)}
+    if family.scale_head:  # log σ(x) = log noise + ½ · (a second standardised signal)
+        scale_effect = 0.5 * rng.uniform(-1, 1, d) / np.sqrt(d)
+        truth["scale_weight"] = scale_effect / col_scale
+        truth["scale_bias"] = math.log(noise) - offset @ truth["scale_weight"]
+    sigma = noise * np.exp(Z @ scale_effect) if family.scale_head else noise
+    y = family.sample(rng, base + gain * eta, sigma, df)
     if family.has_scale:
         truth["scale"] = float(noise)
     if outlier_fraction > 0 and family.continuous:

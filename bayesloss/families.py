@@ -14,6 +14,8 @@ bernoulli      Σ binary cross-entropy      the loss itself (n · sklearn ``log_
 categorical    Σ multiclass cross-entropy  the loss itself (n · sklearn ``log_loss``)
 poisson        deviance D                  D / 2 + Σ [log y! − y log y + y]
 studentt       Σ (ν+1)/2 · log(1 + r²/νσ²) loss + n · [log σ + ½ log(νπ) + lgΓ(ν/2) − lgΓ((ν+1)/2)]
+hetero_        Σ r²/(2σ(x)²) + log σ(x)    loss + n/2 · log(2π)   (log σ(x) a second head)
+gaussian
 =============  ==========================  ==================================================
 """
 
@@ -26,7 +28,7 @@ from typing import Callable, Optional
 import numpy as np
 import pyro.distributions as dist
 import torch
-from scipy.special import expit, logsumexp
+from scipy.special import expit, logsumexp, ndtri, stdtrit
 
 from .distributions import SmoothLaplace
 
@@ -87,6 +89,13 @@ class Family:
         conic references (exponential cones); None where not needed.
     mle_equivalent:
         The classical estimator the MLE equals, as shown in summaries ("" where none).
+    scale_head:
+        The noise scale is a function of x, ``log σ(x)``, fitted as a second head of the model
+        (sites ``scale_weight``, ``scale_bias``; hetero_gaussian) rather than one number.
+    quantile:
+        ``(q, loc, scale, df) → numpy array``: the quantile function of one observation's
+        predictive distribution (prediction intervals); None where there is no location-scale
+        predictive (classes, counts).
     references:
         ``{None (MLE) or prior name: route}``: which reference solver of
         :mod:`bayesloss.references` fits this family (routes are listed there); priors not
@@ -116,6 +125,8 @@ class Family:
     convex_nll: Optional[Callable] = None
     references: dict = field(default_factory=dict)
     mle_equivalent: str = ""
+    scale_head: bool = False
+    quantile: Optional[Callable] = None
 
     @property
     def classifier(self) -> bool:
@@ -194,6 +205,24 @@ def _studentt_nll_from_loss(loss, y, scale, df):
     n = y.shape[0]
     const = 0.5 * math.log(df * math.pi) + math.lgamma(df / 2) - math.lgamma((df + 1) / 2)
     return loss + n * (torch.log(torch.as_tensor(scale, dtype=y.dtype)) + const)
+
+
+def _hetero_loss(y, eta, scale, df):
+    # the NLL without its constant: with σ varying by row no σ-free loss has the same argmin
+    return (0.5 * ((y - eta) / scale) ** 2 + torch.log(scale)).sum()
+
+
+def _normal_quantile(q, loc, scale, df):
+    return loc + scale * ndtri(q)
+
+
+def _laplace_quantile(q, loc, scale, df):
+    # the inverse of the Laplace CDF, written so that neither tail loses digits
+    return loc - scale * np.sign(q - 0.5) * np.log1p(-2 * np.abs(q - 0.5))
+
+
+def _studentt_quantile(q, loc, scale, df):
+    return loc + scale * stdtrit(df, q)
 
 
 def _laplace_distribution(eta, scale, df, smoothing):
@@ -344,6 +373,7 @@ FAMILIES: dict[str, Family] = {
         penalties={"normal": _ridge, "laplace": _lasso},
         numpy_terms=_gaussian_terms,
         scale_power=2,
+        quantile=_normal_quantile,
         references={None: "lstsq", "normal": "ridge", "laplace": "lasso", "studentt": "em-mm",
                     "cauchy": "em-mm"},
         mle_equivalent="ordinary least squares: sklearn LinearRegression, statsmodels OLS",
@@ -366,6 +396,7 @@ FAMILIES: dict[str, Family] = {
         sample=lambda rng, eta, noise, df: eta + rng.laplace(0.0, noise, eta.shape[0]),
         penalties={"laplace": _l1_lad},
         scale_power=1,
+        quantile=_laplace_quantile,
         references={None: "lad", "laplace": "lad-l1", "normal": "lad-ridge"},
         mle_equivalent="least absolute deviations: sklearn QuantileRegressor(quantile=0.5, "
                        "alpha=0)",
@@ -464,8 +495,32 @@ FAMILIES: dict[str, Family] = {
         initial_bias=lambda y: float(np.median(y)),
         sample=lambda rng, eta, noise, df: eta + noise * rng.standard_t(df, eta.shape[0]),
         numpy_terms=_studentt_terms,
+        quantile=_studentt_quantile,
         references={None: "em-mm", "normal": "em-mm", "studentt": "em-mm", "cauchy": "em-mm"},
         mle_equivalent="Student-t regression (ν fixed): statsmodels TLinearModel",
+    ),
+    "hetero_gaussian": Family(
+        name="hetero_gaussian",
+        link="identity (mean), log (σ)",
+        loss_name="heteroscedastic Gaussian NLL Σ [r²/(2σ(x)²) + log σ(x)]",
+        has_scale=False,  # no single scale to fix or learn: σ(x) is the model's second head
+        continuous=True,
+        multiclass=False,
+        kinked=False,
+        distribution=lambda eta, scale, df, s: dist.Normal(eta, scale),
+        loss=_hetero_loss,
+        nll_from_loss=lambda loss, y, scale, df: loss + 0.5 * y.shape[0] * math.log(2 * math.pi),
+        predict=_identity,  # mean = median = mode of the Gaussian predictive
+        mean=_identity,
+        check_target=_real_target,
+        initial_bias=_mean_target,
+        sample=lambda rng, eta, noise, df: eta + noise * rng.standard_normal(eta.shape[0]),
+        quantile=_normal_quantile,
+        scale_head=True,
+        references={None: "hetero", "normal": "hetero", "studentt": "hetero",
+                    "cauchy": "hetero"},
+        mle_equivalent="heteroscedastic regression, log σ(x) = x·a + c: at the optimum the "
+                       "mean is weighted least squares with weights 1/σ̂(x)²",
     ),
 }
 

@@ -1020,7 +1020,9 @@ def fit(
         Design (n, d) and target (n,): real values, 0/1 (bernoulli), labels 0..K-1
         (categorical) or counts (poisson).
     likelihood:
-        ``gaussian``, ``laplace``, ``bernoulli``, ``categorical``, ``poisson``, ``studentt``.
+        ``gaussian``, ``laplace``, ``bernoulli``, ``categorical``, ``poisson``, ``studentt``,
+        ``hetero_gaussian`` (log σ(x) = x·a + c a second linear head, see
+        :mod:`bayesloss.hetero`; a second network with ``mean="mlp"``).
     estimator:
         ``"mle"`` masks the prior off; ``"map"`` turns it on.
     prior, prior_scale, prior_df:
@@ -1117,6 +1119,12 @@ def fit(
     if num_steps is None:  # kinked or minibatch fits run their whole (shorter) schedule
         num_steps = 5000 if spec.kinked or batch_size else 20000
 
+    if spec.family.scale_head:  # σ(x) a second head: its own small path
+        from .hetero import fit_hetero
+
+        return fit_hetero(X, y, spec, feature_names=names, optimizer=optimizer,
+                          batch_size=batch_size, seed=seed, tol=tol, max_iter=max_iter,
+                          num_steps=num_steps, lr=lr, check_every=check_every, progress=progress)
     pyro.set_rng_seed(seed)
     pre = Preconditioner.from_data(X, y, spec, stats)
     Xp, yp = pre.data(X, y, spec)

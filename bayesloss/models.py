@@ -11,7 +11,10 @@ site stays sampleable for AutoDelta's initialisation and the model is otherwise 
 which scales a minibatch's log-likelihood by n / batch size.
 
 Sites: ``weight`` ((d,) or (d, K)), ``bias`` (() or (K,)), ``scale`` (learned noise scale),
-``obs``.
+``obs``; a family with a scale head (hetero_gaussian) has ``scale_weight`` ((d,)) and
+``scale_bias`` (()) instead of ``scale``: ``log σ(x) = x·a + c``, both flat (no prior under MLE
+or MAP: the prior is on the mean's weights; ``c`` is there even without a mean intercept,
+since σ(0) = 1 would be an arbitrary unit).
 """
 
 from __future__ import annotations
@@ -108,7 +111,10 @@ def build_model(
             else:
                 bias = pyro.sample("bias", _flat(b_shape, dtype))
         scale = None
-        if family.has_scale:
+        if family.scale_head:
+            scale_weight = pyro.sample("scale_weight", _flat((n_features,), dtype))
+            scale_bias = pyro.sample("scale_bias", _flat((), dtype))
+        elif family.has_scale:
             if fixed_scale is None:
                 # flat on (0, ∞): a masked LogNormal keeps the positive support for AutoDelta
                 flat_positive = dist.LogNormal(torch.zeros((), dtype=dtype), 1.0).mask(False)
@@ -122,6 +128,8 @@ def build_model(
             if batch_size is not None:  # indexing copies: skip it for the full batch
                 X, y = X[idx], None if y is None else y[idx]
             eta = mean_fn(X, weight, bias)
+            if family.scale_head:
+                scale = mean_fn(X, scale_weight, scale_bias).exp()
             return pyro.sample("obs", family.distribution(eta, scale, spec.df, smoothing), obs=y)
 
     return model

@@ -77,12 +77,22 @@ def linear_predictor(spec: ModelSpec, X, coef, intercept) -> torch.Tensor:
     return eta + as_tensor(intercept) if spec.fit_intercept else eta
 
 
-def evaluate(spec: ModelSpec, X, y, coef, intercept, scale) -> Evaluation:
-    """Exact NLL, classical loss and objective of ``spec`` at the given parameters."""
+def log_scale(X, scale_head) -> torch.Tensor:
+    """``log σ(x) = X a + c`` for a linear scale head ``(a, c)``, as a float64 tensor."""
+    a, c = scale_head
+    return as_tensor(X) @ as_tensor(a) + float(c)
+
+
+def evaluate(spec: ModelSpec, X, y, coef, intercept, scale, scale_head=None) -> Evaluation:
+    """Exact NLL, classical loss and objective of ``spec`` at the given parameters
+    (``scale_head = (a, c)`` for a family whose σ(x) is a second head)."""
     family = spec.family
     X_t, y_t = as_tensor(X), as_tensor(y)
     eta = linear_predictor(spec, X_t, coef, intercept)
-    s = as_tensor(scale if scale is not None else spec.noise_scale)
+    if family.scale_head:
+        s = log_scale(X_t, scale_head).exp()
+    else:
+        s = as_tensor(scale if scale is not None else spec.noise_scale)
     # the data were validated on the way in: skip Pyro's per-value support checks
     with torch.no_grad(), pyro.validation_enabled(False):
         nll = family.nll(y_t, eta, s, spec.df)
@@ -94,6 +104,9 @@ def evaluate(spec: ModelSpec, X, y, coef, intercept, scale) -> Evaluation:
             values["bias"] = as_tensor(intercept)
         if spec.learns_scale:
             values["scale"] = s
+        if family.scale_head:
+            values["scale_weight"] = as_tensor(scale_head[0])
+            values["scale_bias"] = torch.tensor(float(scale_head[1]), dtype=torch.float64)
         trace = poutine.trace(poutine.condition(model, data=values)).get_trace(X_t, y_t)
         objective = -trace.log_prob_sum()
     return Evaluation(float(nll), float(loss), float(objective))
@@ -101,6 +114,9 @@ def evaluate(spec: ModelSpec, X, y, coef, intercept, scale) -> Evaluation:
 
 def _laplace_covariance(spec: ModelSpec, X, y, coef, intercept, scale):
     """(covariance, note) at a point estimate: see :func:`bayesloss.potential.point_covariance`."""
+    if spec.family.scale_head:
+        return None, ("no Laplace covariance: the potential (bayesloss.potential) has no "
+                      "scale head")
     values = {"weight": coef, "bias": intercept, "scale": scale}
     k = np.asarray(coef).shape[1] if spec.family.multiclass else 1
     try:
@@ -130,7 +146,11 @@ class Fit:
         K classes (each row sums to zero), the convention under which they are unique; so is a
         categorical intercept with a flat prior (MLE or MAP).
     scale_:
-        The noise scale (fixed or learned); None where the family has none.
+        The noise scale (fixed or learned); None where the family has none or where σ is a
+        function of x (hetero_gaussian: see ``scale_coef_``, :meth:`predict_scale`).
+    scale_coef_, scale_intercept_:
+        Views of ``params_["scale_weight"]`` and ``params_["scale_bias"]``: the linear scale
+        head ``log σ(x) = x·scale_coef_ + scale_intercept_`` of hetero_gaussian.
     converged, n_iter, grad_norm:
         Whether the stated stopping criterion held, iterations used, final gradient norm
         (∞-norm, on the optimiser's scale; NaN where the solver does not report one).
@@ -186,8 +206,10 @@ class Fit:
         return self._covariance[1]
 
     @classmethod
-    def build(cls, spec: ModelSpec, X, y, coef, intercept, scale, **facts) -> "Fit":
-        """Normalise conventions and attach NLL, loss and objective on the training data."""
+    def build(cls, spec: ModelSpec, X, y, coef, intercept, scale, scale_head=None,
+              **facts) -> "Fit":
+        """Normalise conventions and attach NLL, loss and objective on the training data
+        (``scale_head = (a, c)``: the linear log σ(x) head of a hetero_gaussian fit)."""
         coef = np.asarray(coef, dtype=np.float64) + 0.0  # + 0.0 turns exact −0 into 0
         if spec.family.multiclass:
             # softmax is unchanged by a shift common to the K classes: without a prior that
@@ -209,12 +231,18 @@ class Fit:
         else:
             scale = None
         facts.setdefault("feature_names", feature_names(X))
-        ev = evaluate(spec, X, y, coef, intercept, scale)
+        if spec.family.scale_head:
+            scale_head = (np.asarray(scale_head[0], dtype=np.float64) + 0.0,
+                          float(scale_head[1]))
+        ev = evaluate(spec, X, y, coef, intercept, scale, scale_head)
         params = {"weight": coef}
         if spec.fit_intercept:
             params["bias"] = np.asarray(intercept, dtype=np.float64)
         if spec.learns_scale:
             params["scale"] = np.asarray(scale, dtype=np.float64)
+        if spec.family.scale_head:
+            params["scale_weight"] = scale_head[0]
+            params["scale_bias"] = np.asarray(scale_head[1])
         return cls(
             spec=spec,
             params_=params,
@@ -249,6 +277,25 @@ class Fit:
             return 0.0 if k is None else np.zeros(k)
         return float(bias) if bias.ndim == 0 else bias
 
+    @property
+    def scale_coef_(self) -> np.ndarray:
+        """``a`` of the linear scale head log σ(x) = x·a + c: ``params_["scale_weight"]``."""
+        return self._scale_head_site("scale_weight", "scale_coef_")
+
+    @property
+    def scale_intercept_(self) -> float:
+        """``c`` of the linear scale head log σ(x) = x·a + c: ``params_["scale_bias"]``."""
+        return float(self._scale_head_site("scale_bias", "scale_intercept_"))
+
+    def _scale_head_site(self, site: str, name: str):
+        if site in self.params_:
+            return self.params_[site]
+        if self.spec.family.scale_head:
+            raise AttributeError(f"{name} is for a linear scale head; this fit's σ(x) is a "
+                                 f"network whose sites are in params_: {list(self.params_)}")
+        raise AttributeError(f"{name} is for hetero_gaussian (σ(x) a second head); the "
+                             f"{self.spec.likelihood} fit has no scale head")
+
     # --- predictions --------------------------------------------------------------------
 
     def linear_predictor(self, X) -> np.ndarray:
@@ -265,15 +312,61 @@ class Fit:
         return linear_predictor(self.spec, X, self.coef_, self.intercept_).numpy()
 
     def predict(self, X) -> np.ndarray:
-        """The mode of the predictive: mean (gaussian), median (laplace), location (studentt),
-        most probable class (bernoulli, categorical), ⌊μ⌋ (poisson; see :meth:`predict_mean`)."""
+        """A point prediction from the predictive distribution at the estimate: its mode.
+
+        gaussian and hetero_gaussian: the mean (= median = mode); laplace: the location, which
+        is the median (and mode) — the minimiser of absolute error; studentt: the location
+        (median and mode; also the mean for ν > 1); bernoulli / categorical: the most probable
+        class; poisson: the mode ⌊μ⌋ of Poisson(μ), an integer count, not the mean μ (use
+        :meth:`predict_mean` for μ = exp(η))."""
         out = self.spec.family.predict(torch.as_tensor(self.linear_predictor(X))).numpy()
         # class labels as integers; Poisson modes stay float, where an overflow shows as inf
         return out.astype(np.int64) if self.spec.family.classifier else out
 
     def predict_mean(self, X) -> np.ndarray:
-        """The predictive mean E[y | x] (probabilities of class 1 / each class for classifiers)."""
+        """The predictive mean E[y | x]: η for gaussian, hetero_gaussian, laplace and studentt
+        (ν > 1; the same numbers as :meth:`predict`), μ = exp(η) for poisson, and the
+        probabilities of class 1 (bernoulli) or of each class (categorical)."""
         return self.spec.family.mean(torch.as_tensor(self.linear_predictor(X))).numpy()
+
+    def _log_scale(self, X) -> np.ndarray:
+        """log σ(x) of the linear scale head, with the checks of :meth:`linear_predictor`."""
+        self.linear_predictor(X)  # validates X against the fit (columns, names)
+        return log_scale(check_X(X), (self.scale_coef_, self.scale_intercept_)).numpy()
+
+    def predict_scale(self, X) -> np.ndarray:
+        """The predictive scale at each row of X, shape (n,): σ(x) = exp(x·a + c) for
+        hetero_gaussian, else the fitted or fixed σ / b (``scale_``) broadcast."""
+        family = self.spec.family
+        if family.scale_head:
+            return np.exp(self._log_scale(X))
+        if not family.has_scale:
+            raise AttributeError(f"predict_scale is for families with a noise scale; the "
+                                 f"{self.spec.likelihood} predictive has none (its spread "
+                                 "follows from its mean)")
+        return np.full(check_X(X).shape[0], float(self.scale_))
+
+    def predict_interval(self, X, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+        """Central ``level`` interval of the plug-in predictive distribution at the estimate:
+        ``(lower, upper)``, each (n,), the (1 ∓ level)/2 quantiles of Normal(η, σ(x))
+        (gaussian, hetero_gaussian), Laplace(η, b) or StudentT(ν, η, σ). The parameters'
+        own uncertainty is not included (a plug-in interval, not a posterior predictive)."""
+        family = self.spec.family
+        if family.quantile is None:
+            raise AttributeError(
+                f"predict_interval is for gaussian, hetero_gaussian, laplace and studentt; the "
+                f"{self.spec.likelihood} predictive is discrete (use predict_proba / "
+                "predict_mean)")
+        try:
+            level = float(level)
+        except (TypeError, ValueError):
+            raise ValueError(f"level must be a number in (0, 1); got {level!r}") from None
+        if not 0.0 < level < 1.0:
+            raise ValueError(f"level must be in (0, 1) (e.g. 0.95); got {level!r}")
+        loc, scale = self.linear_predictor(X), self.predict_scale(X)
+        tail = 0.5 * (1.0 - level)
+        return (family.quantile(tail, loc, scale, self.spec.df),
+                family.quantile(1.0 - tail, loc, scale, self.spec.df))
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities: (n, 2) for bernoulli (as scikit-learn), (n, K) for categorical."""
@@ -320,6 +413,11 @@ class Fit:
                      for k, v in enumerate(icpt)]
         if self.scale_ is not None:
             rows.append(("scale", self.scale_))
+        if "scale_weight" in self.params_:
+            rows += [(f"log σ: {names[j]}" if names else f"scale_coef[{j}]", v)
+                     for j, v in enumerate(self.scale_coef_)]
+            rows.append(("log σ: intercept" if names else "scale_intercept",
+                         self.scale_intercept_))
         return Table(rows, columns=["parameter", "value"])
 
     def standard_errors(self) -> np.ndarray:

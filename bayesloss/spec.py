@@ -110,6 +110,12 @@ def make_spec(
     """Validate the keywords shared by ``fit``, ``reference_fit`` and ``compare``."""
     family = get_family(likelihood)
     get_prior(prior)
+    if family.scale_head and noise_scale is not None:
+        raise ValueError(
+            f"the {likelihood} likelihood learns σ(x) as a second head (log σ(x) = x·a + c); "
+            "noise_scale contradicts it: drop noise_scale, or use likelihood='gaussian' with "
+            "noise_scale for known scales"
+        )
     if estimator not in ESTIMATORS:
         raise ValueError(f"unknown estimator {estimator!r}; valid names are {list(ESTIMATORS)}")
     spec = ModelSpec(
@@ -123,6 +129,14 @@ def make_spec(
         fit_intercept=bool(fit_intercept),
         penalize_intercept=bool(penalize_intercept) and bool(fit_intercept),
     )
+    if family.scale_head and spec.penalize_intercept:
+        raise ValueError(f"penalize_intercept is not available for {likelihood}: its "
+                         "intercepts (mean and log σ) are flat")
+    if family.scale_head and spec.is_map and spec.prior_spec.kinked:
+        raise ValueError(
+            f"the {likelihood} likelihood takes a smooth prior on the mean weights (normal, "
+            f"studentt, cauchy); {prior!r} has kinks"
+        )
     if not family.has_scale and spec.noise_scale is not None:
         raise ValueError(f"the {likelihood} likelihood has no noise scale; drop noise_scale")
     return spec

@@ -16,7 +16,7 @@ import numpy as np
 from ..results import Fit
 from ..spec import ModelSpec, check_data, feature_names, make_spec, with_changes
 # the solver modules register their routes in ROUTES on import
-from . import closed_form, conic, libraries, lp, mm, verified  # noqa: F401
+from . import closed_form, conic, hetero, libraries, lp, mm, verified  # noqa: F401
 from .problem import ROUTES, _Solver, _standardise
 
 
@@ -93,6 +93,8 @@ def reference_fit(
     scale = None if sol.scale is None else sol.scale * pb.y_scale
     info = dict(sol.info)
     info.setdefault("kind", solver.kind)
-    return Fit.build(spec, X, y, coef, intercept, scale, converged=bool(sol.converged),
+    head = None if sol.head is None else pb.head_to_user(sol.head)
+    return Fit.build(spec, X, y, coef, intercept, scale, scale_head=head,
+                     converged=bool(sol.converged),
                      n_iter=int(sol.n_iter), grad_norm=float(sol.grad_norm),
                      method=reference_method(spec), seed=None, info=info, feature_names=names)

@@ -87,6 +87,13 @@ class _Problem:
         c = (np.asarray(intercept, dtype=np.float64) - self.y_shift + self.x_shift @ coef)
         return np.concatenate([v, (c / self.y_scale)[None]], axis=0)
 
+    def head_to_user(self, head):
+        """A linear log-scale head ``(α, γ)`` in standardised units (log σ' = zᵀα + γ, σ' in
+        units of ``y_scale``) → ``(a, c)`` with log σ = xᵀa + c on the user's scale."""
+        alpha, gamma = head
+        a = np.asarray(alpha, dtype=np.float64) / self.x_scale
+        return a, float(gamma) + math.log(self.y_scale) - float(self.x_shift @ a)
+
     def eta(self, theta):
         return self.Z @ np.asarray(theta).reshape(self.shape)
 
@@ -130,6 +137,7 @@ class _Solution:
     n_iter: int
     grad_norm: float = float("nan")
     info: dict = field(default_factory=dict)
+    head: Optional[tuple] = None  # (α, γ) of a log-scale head (hetero_gaussian), standardised
 
 
 def _catch(fn, *args, **kwargs):
