@@ -91,3 +91,88 @@ def test_loss_landscape_bad_input(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         loss_landscape(**args)
+
+
+def _hetero_data(n, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-2.0, 6.0, n)
+    y = 3.0 - 0.8 * x + np.exp(-1.0 + 0.35 * x) * rng.standard_normal(n)
+    return x, y
+
+
+def test_hetero_band_is_constant_for_one_sigma_and_follows_sigma_of_x(tmp_path):
+    import bayesloss
+    from bayesloss.plots import hetero_band
+
+    x, y = _hetero_data(300, seed=17)
+    homo = bayesloss.fit(x[:, None], y, "gaussian")
+    hetero = bayesloss.fit(x[:, None], y, "hetero_gaussian")
+    assert homo.converged and hetero.converged
+    fig = hetero_band(homo, hetero, x, y, num=101)
+    left, right = fig.axes[:2]
+    grid = left.lines[0].get_xdata()
+    assert grid.min() < x.min() and grid.max() > x.max() and grid.size == 101
+    # ±2σ: the band is 4σ wide; constant for the gaussian fit ...
+    width = left.lines[2].get_ydata() - left.lines[1].get_ydata()
+    np.testing.assert_allclose(width, 4 * homo.scale_, rtol=1e-10)
+    np.testing.assert_allclose(left.lines[0].get_ydata(), homo.coef_[0] * grid + homo.intercept_,
+                               rtol=1e-12)
+    # ... and 4·exp(a·x + c) for the heteroscedastic one, about its own mean line
+    sigma = np.exp(hetero.scale_coef_[0] * grid + hetero.scale_intercept_)
+    lower, mean, upper = (right.lines[k].get_ydata() for k in (1, 0, 2))
+    np.testing.assert_allclose(upper - lower, 4 * sigma, rtol=1e-10)
+    np.testing.assert_allclose(mean, hetero.coef_[0] * grid + hetero.intercept_, rtol=1e-12)
+    np.testing.assert_allclose(upper - mean, mean - lower, rtol=1e-10)
+    # the noise grows along x here (true log σ slope 0.35 over a range of 8): so does the band
+    assert (np.diff(upper - lower) > 0).all() and (upper - lower)[-1] > 5 * (upper - lower)[0]
+    _render(fig, tmp_path / "hetero.png")
+
+
+def test_mlp_band_is_the_network_mean_plus_minus_two_sigma(tmp_path):
+    import torch
+
+    import bayesloss
+    from bayesloss.plots import mlp_band
+
+    rng = np.random.default_rng(23)
+    x = rng.uniform(-2.0, 2.0, 80)
+    y = np.tanh(2.0 * x) + 0.2 * rng.standard_normal(80)
+    fit = bayesloss.fit(x[:, None], y, "gaussian", estimator="map", prior_scale=1.0,
+                        mean="mlp", hidden=(4,), tol=1e-6, max_iter=3000)
+    assert fit.converged
+    fig = mlp_band(fit, x, y, num=60)
+    ax = fig.axes[0]
+    grid = ax.lines[0].get_xdata()
+    # the mean is the network's output: rebuilt here in plain torch from params_
+    net = torch.nn.Sequential(torch.nn.Linear(1, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    net = net.to(torch.float64)
+    with torch.no_grad():
+        for layer, k in ((net[0], 0), (net[2], 1)):
+            layer.weight.copy_(torch.as_tensor(fit.params_[f"layers.{k}.weight"]))
+            layer.bias.copy_(torch.as_tensor(fit.params_[f"layers.{k}.bias"]))
+        expected = net(torch.as_tensor(grid[:, None])).numpy()[:, 0]
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), expected, rtol=1e-12, atol=1e-12)
+    # the plug-in predictive's ±2σ̂, σ̂ = the learned scale = the RMS residual at the optimum
+    rms = np.sqrt(np.mean((y - fit.predict(x[:, None])) ** 2))
+    assert fit.scale_ == pytest.approx(rms, rel=1e-5)
+    np.testing.assert_allclose(ax.lines[2].get_ydata() - ax.lines[0].get_ydata(),
+                               2 * fit.scale_, rtol=1e-10)
+    np.testing.assert_allclose(ax.lines[0].get_ydata() - ax.lines[1].get_ydata(),
+                               2 * fit.scale_, rtol=1e-10)
+    _render(fig, tmp_path / "mlp.png")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"num": 1}, "num must be at least 2"),
+    ({"x": np.ones((10, 2))}, "x must be one feature"),
+])
+def test_band_bad_input(kwargs, match):
+    import bayesloss
+    from bayesloss.plots import mlp_band
+
+    x, y = _hetero_data(30, seed=2)
+    fit = bayesloss.fit(x[:, None], y, "gaussian")
+    args = dict(x=x, y=y)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        mlp_band(fit, **args)

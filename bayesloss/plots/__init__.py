@@ -9,7 +9,7 @@ re-exported here.
 
 from .experiments import (COMPARISON_PLOTS, plot_classification, plot_map_vs_mle,
                           plot_regularization_path, plot_robustness, save_figure)
-from .deep import loss_landscape
+from .deep import hetero_band, loss_landscape, mlp_band
 from .losses import plot_nll_and_loss
 from .posterior import (
     plot_forest, plot_pair, plot_posterior, plot_ppc, plot_prior_posterior, plot_rank,
@@ -19,6 +19,7 @@ from .posterior import (
 __all__ = [
     "COMPARISON_PLOTS", "plot_map_vs_mle", "plot_regularization_path", "plot_robustness",
     "plot_classification", "save_figure", "plot_nll_and_loss", "loss_landscape",
+    "hetero_band", "mlp_band",
     "plot_trace", "plot_rank", "plot_posterior", "plot_prior_posterior", "plot_pair",
     "plot_ppc", "plot_forest", "plot_shrinkage",
 ]

@@ -1,11 +1,13 @@
 r"""Figures of the deep-learning side: the loss landscape of least squares and the Gaussian
-NLL.
+NLL, and the predictive bands of heteroscedastic and network fits.
 
-Nothing here fits: the landscape evaluates the family's own NLL and loss on a grid.
+Nothing here fits: the landscape evaluates the family's own NLL and loss on a grid, and the
+band figures read fits (``predict``, ``predict_interval``, ``predict_scale``).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import matplotlib.pyplot as plt
@@ -14,6 +16,9 @@ import torch
 
 from ..families import get_family
 
+# The share of a normal distribution within ±2σ of its mean: the material's band "mean ±
+# 2σ(x)" as a central predictive interval.
+TWO_SIGMA = math.erf(2 / math.sqrt(2))
 # Contours drawn at these heights above each NLL surface's minimum (nats per observation),
 # so the rings' spacing shows each surface's curvature.
 CONTOUR_STEPS = (0.02, 0.1, 0.3, 1.0, 3.0)
@@ -154,4 +159,89 @@ def loss_landscape(x, y, slopes, intercepts, *, sigmas: Sequence[float] = (0.5, 
         fig.colorbar(mesh, ax=ax, shrink=0.8)
     fig.suptitle("MSE and the Gaussian NLL share one minimiser for every σ, while σ shifts "
                  "the NLL's value and scales its curvature.", fontsize=10)
+    return fig
+def _band(ax, fit, x, y, grid, level: float, title: str):
+    """Data, the fit's prediction and its central predictive interval over ``grid``."""
+    lower, upper = fit.predict_interval(grid[:, None], level=level)
+    label = ("mean ± 2σ (95.4 % interval)" if level == TWO_SIGMA
+             else f"central {level:.1%} predictive interval")
+    ax.scatter(x, y, s=8, color="grey", alpha=0.5, label="data")
+    ax.plot(grid, fit.predict(grid[:, None]), color="C0", label="mean")
+    ax.plot(grid, lower, color="C1", lw=1, label=label)
+    ax.plot(grid, upper, color="C1", lw=1)
+    ax.fill_between(grid, lower, upper, color="C1", alpha=0.2)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+
+
+def _band_grid(x, num: int) -> np.ndarray:
+    if int(num) < 2:
+        raise ValueError(f"num must be at least 2; got {num}")
+    pad = 0.02 * (x.max() - x.min())
+    return np.linspace(x.min() - pad, x.max() + pad, int(num))
+
+
+def hetero_band(homoscedastic, heteroscedastic, x, y, *, level: float = TWO_SIGMA,
+                num: int = 200):
+    r"""A 1-d fit with constant σ and one with σ(x) side by side: data, mean, ±2σ band.
+
+    Left: a ``gaussian`` fit (one σ, so its band has one width); right: a
+    ``hetero_gaussian`` fit (log σ(x) a second head, so its band follows the noise). Each band
+    is the fit's :meth:`~bayesloss.results.Fit.predict_interval` at ``level`` (default
+    :data:`TWO_SIGMA`, the normal mass within ±2σ, so the band is mean ± 2σ(x)), drawn over
+    an even grid spanning ``x``.
+
+    Parameters
+    ----------
+    homoscedastic, heteroscedastic:
+        Fits of ``y`` on the one feature ``x`` (linear or network means).
+    x, y:
+        The feature ((n,) or (n, 1)) and the targets, drawn as points.
+    level:
+        The central probability of the band.
+    num:
+        Grid points along x.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two axes (constant σ, then σ(x)), each with ``lines``: mean, lower, upper.
+    """
+    x, y = _column(x), _column(y, "y")
+    grid = _band_grid(x, num)
+    fig, axes = plt.subplots(1, 2, figsize=(10.0, 4.0), sharey=True, constrained_layout=True)
+    sigma = heteroscedastic.predict_scale(grid[:, None])
+    _band(axes[0], homoscedastic, x, y, grid, level,
+          f"{homoscedastic.spec.likelihood}: σ̂ = {homoscedastic.scale_:.3g} for every x")
+    _band(axes[1], heteroscedastic, x, y, grid, level,
+          f"{heteroscedastic.spec.likelihood}: σ̂(x) from {sigma.min():.3g} to "
+          f"{sigma.max():.3g}")
+    axes[1].set_ylabel("")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("A constant σ gives one band width everywhere, while the heteroscedastic "
+                 "fit's band widens where the data are noisier.", fontsize=10)
+    return fig
+
+
+def mlp_band(fit, x, y, *, level: float = TWO_SIGMA, num: int = 200):
+    """A network regression fit on one feature: data, the network's mean and its ±2σ band.
+
+    ``fit`` is a ``gaussian`` fit with ``mean="mlp"``; the band is its plug-in predictive
+    interval (:meth:`~bayesloss.results.Fit.predict_interval` at ``level``, default
+    :data:`TWO_SIGMA`: mean ± 2σ̂, σ̂ the learned or fixed scale), over an even grid spanning
+    ``x``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axis with ``lines``: mean, lower, upper.
+    """
+    x, y = _column(x), _column(y, "y")
+    fig, ax = plt.subplots(figsize=(7.0, 4.0), constrained_layout=True)
+    _band(ax, fit, x, y, _band_grid(x, num), level,
+          f"MLP {tuple(fit.hidden)} {fit.activation}, {fit.spec.label()}, σ̂ = {fit.scale_:.3g}")
+    ax.legend(fontsize=7)
+    fig.suptitle("The network's mean follows the curve, and its band is mean ± 2σ̂ with one "
+                 "σ̂ for every x.", fontsize=10)
     return fig
