@@ -986,6 +986,22 @@ def _check_separation(spec: ModelSpec, fit: Fit, X: np.ndarray, y: np.ndarray) -
         )
 
 
+def prior_keywords(prior, prior_scale, prior_df) -> dict:
+    """The prior keywords a caller gave (None: not given, the spec's default applies)."""
+    return {k: v for k, v in (("prior", prior), ("prior_scale", prior_scale),
+                              ("prior_df", prior_df)) if v is not None}
+
+
+def warn_prior_off(given: dict, spec: ModelSpec, stacklevel: int) -> None:
+    """Warn (:class:`~bayesloss.spec.PriorWarning`) when an MLE fit was given a prior."""
+    if given and not spec.is_map:
+        warnings.warn(
+            f"{', '.join(f'{k}=' for k in given)} given to an MLE fit: the prior is off "
+            "(estimator='mle' masks it); pass estimator='map' to use it",
+            PriorWarning, stacklevel=stacklevel,
+        )
+
+
 def fit(
     X,
     y,
@@ -1075,6 +1091,11 @@ def fit(
         \hat\theta_{\text{MLE}} = \arg\min_\theta -\log p(y\mid X,\theta),\qquad
         \hat\theta_{\text{MAP}} = \arg\min_\theta -\log p(y\mid X,\theta) - \log p(\theta)
     """
+    if isinstance(likelihood, (list, tuple)):  # several outputs: one joint model, own module
+        from .multioutput import fit_multioutput
+
+        keywords = {k: v for k, v in locals().items() if k not in ("X", "y", "likelihood")}
+        return fit_multioutput(X, y, likelihood, **keywords)
     if mean != "linear":  # other mean functions live in their own module
         from .neural import fit_network
 
@@ -1089,18 +1110,12 @@ def fit(
             seed=seed, tol=tol, max_iter=1000 if max_iter is None else max_iter,
             num_steps=num_steps, lr=lr, check_every=check_every, progress=progress,
         )
-    given = {k: v for k, v in (("prior", prior), ("prior_scale", prior_scale),
-                               ("prior_df", prior_df)) if v is not None}
+    given = prior_keywords(prior, prior_scale, prior_df)
     spec = make_spec(
         likelihood, estimator=estimator, noise_scale=noise_scale, df=df,
         fit_intercept=fit_intercept, penalize_intercept=penalize_intercept, **given,
     )
-    if given and not spec.is_map:
-        warnings.warn(
-            f"{', '.join(f'{k}=' for k in given)} given to an MLE fit: the prior is off "
-            "(estimator='mle' masks it); pass estimator='map' to use it",
-            PriorWarning, stacklevel=2,
-        )
+    warn_prior_off(given, spec, stacklevel=3)
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; valid names are {list(OPTIMIZERS)}")
     names = feature_names(X)  # a DataFrame's columns label the weights

@@ -160,6 +160,19 @@ class MLPMean:
         return mlp_forward(X, params, self.n_layers, self.activation, self.n_out, self.prefix)
 
 
+def network_prior(spec: ModelSpec, prior_scale=None, smoothing: float = 0.0) -> Callable:
+    """``shape ↦`` the prior of a weight matrix of that shape: ``spec``'s prior with scale
+    ``prior_scale`` (default the spec's), masked off under MLE (see :meth:`MLPMean.sample`)."""
+    tau = torch.as_tensor(spec.prior_scale if prior_scale is None else prior_scale, dtype=DTYPE)
+
+    def weight_prior(shape):
+        d = spec.prior_spec.distribution(tau.expand(shape), spec.effective_prior_df, smoothing)
+        d = d.to_event(len(shape))
+        return d if spec.is_map else d.mask(False)
+
+    return weight_prior
+
+
 def build_network_model(
     spec: ModelSpec,
     network: MLPMean,
@@ -175,15 +188,9 @@ def build_network_model(
     n / batch size), with ``η = network(X)``. The network's sites are drawn before the plate,
     so they are not batched by it.
     """
-    family, prior = spec.family, spec.prior_spec
-    tau = torch.as_tensor(spec.prior_scale if prior_scale is None else prior_scale, dtype=DTYPE)
+    family = spec.family
     fixed_scale = spec.noise_scale if noise_scale is None else noise_scale
-    map_on = spec.is_map
-
-    def weight_prior(shape):
-        d = prior.distribution(tau.expand(shape), spec.effective_prior_df, smoothing)
-        d = d.to_event(len(shape))
-        return d if map_on else d.mask(False)
+    weight_prior = network_prior(spec, prior_scale, smoothing)
 
     def model(X: torch.Tensor, y: Optional[torch.Tensor] = None,
               batch_size: Optional[int] = None):
@@ -250,11 +257,14 @@ class _NetworkProblem:
         return build_network_model(self.spec, self.network, smoothing=smoothing)
 
 
-def _run_lbfgs(problem: _NetworkProblem, guide, params, tol: float, max_iter: int):
+def _run_lbfgs(problem: _NetworkProblem, guide, params, tol: float, max_iter: int,
+               after_stage: Optional[Callable] = None):
     """Full-batch L-BFGS on the per-row objective; kinked objectives (laplace likelihood or
     prior) by the smoothing continuation of :mod:`bayesloss.inference`, judged on the exact
     objective's relative change over the last stage (the linear fits' active-set polish
-    needs a linear model and is not used here)."""
+    needs a linear model and is not used here). ``after_stage(ε)``, if given, runs after each
+    stage and ends the schedule by returning True (linear heads of a multi-output fit: their
+    exact finishes, see :mod:`bayesloss.multioutput`)."""
     from .inference import SMOOTHING_SCHEDULE, _lbfgs_stage, _stop
 
     elbo = Trace_ELBO()
@@ -277,6 +287,8 @@ def _run_lbfgs(problem: _NetworkProblem, guide, params, tol: float, max_iter: in
         if previous is not None:
             rel_change = abs(previous - current) / max(abs(current), 1.0)
         previous = current
+        if after_stage is not None and after_stage(eps):
+            break
     return total, gnorm, rel_change <= KINKED_NETWORK_TOL, {"objective_rel_change": rel_change}
 
 
