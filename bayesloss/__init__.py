@@ -13,6 +13,7 @@ classical loss with a trusted solver, and see both agree::
 from .compare import compare
 from .families import FAMILIES, Family, get_family
 from .inference import DivergenceError, fit
+from .multioutput import MultiFit
 from .posterior import (
     LikelihoodComparison, LOOWarning, Posterior, SamplerWarning, compare_likelihoods,
     mode_space_demo, posterior, shrinkage_path,
@@ -26,7 +27,7 @@ from .training import TrainingEquivalence, torch_equivalence
 __version__ = "0.1.0"
 
 __all__ = [
-    "fit", "reference_fit", "compare", "Fit", "Family", "Prior", "ModelSpec", "make_spec",
+    "fit", "reference_fit", "compare", "Fit", "MultiFit", "Family", "Prior", "ModelSpec", "make_spec",
     "get_family", "get_prior", "penalty_mapping", "FAMILIES", "PRIORS",
     "ConvergenceWarning", "IdentifiabilityWarning", "PriorWarning", "DivergenceError",
     "torch_equivalence", "TrainingEquivalence",

@@ -1038,7 +1038,10 @@ def fit(
     likelihood:
         ``gaussian``, ``laplace``, ``bernoulli``, ``categorical``, ``poisson``, ``studentt``,
         ``hetero_gaussian`` (log σ(x) = x·a + c a second linear head, see
-        :mod:`bayesloss.hetero`; a second network with ``mean="mlp"``).
+        :mod:`bayesloss.hetero`; a second network with ``mean="mlp"``); or a list of them, one
+        per column of ``y`` (n, m): one joint model whose NLL is the sum of the outputs'
+        (``noise_scale`` may then be a list, one per output), returning a
+        :class:`~bayesloss.multioutput.MultiFit` (see :mod:`bayesloss.multioutput`).
     estimator:
         ``"mle"`` masks the prior off; ``"map"`` turns it on.
     prior, prior_scale, prior_df:

@@ -266,3 +266,10 @@ def test_rows_of_X_and_Y_must_agree():
     X, Y = outputs_data(["gaussian", "bernoulli"], n=40, d=2, seed=0)
     with pytest.raises(ValueError, match="X has 39 rows but Y has 40"):
         bayesloss.fit(X[:-1], Y, ["gaussian", "bernoulli"])
+
+
+def test_a_prior_given_to_a_joint_mle_warns_once():
+    X, Y = outputs_data(["gaussian", "bernoulli"], n=60, d=2, seed=1)
+    with pytest.warns(bayesloss.PriorWarning) as record:
+        bayesloss.fit(X, Y, ["gaussian", "bernoulli"], prior_scale=2.0)
+    assert len([w for w in record if w.category is bayesloss.PriorWarning]) == 1
