@@ -329,6 +329,11 @@ def fit_multioutput(
         except ValueError as err:
             raise ValueError(f"output {label!r}: {err}") from None
     warn_prior_off(given, specs[0], stacklevel=4)
+    hetero = [label for label, s in zip(labels, specs) if s.family.scale_head]
+    if hetero:
+        raise ValueError(f"output(s) {hetero}: hetero_gaussian (σ(x) a second head, its own "
+                         "fitting path) is not available as one of several outputs; fit it "
+                         "on its own")
     if mean == "linear" and specs[0].is_map and not specs[0].prior_spec.log_concave:
         raise ValueError(f"a {specs[0].prior} prior is not log-concave: its single fits start "
                          "from several points per output, which a joint fit does not; fit "

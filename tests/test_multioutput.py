@@ -251,6 +251,7 @@ def test_one_output_in_a_list_is_the_single_fit():
     ([], 2, {}, "empty list"),
     (["gaussian", "poisson"], 2, {"noise_scale": [1.0]}, "noise_scale has 1 entries for 2"),
     (["gaussian", "poisson"], 2, {"noise_scale": [1.0, 2.0]}, "output 'y1'.*no noise scale"),
+    (["gaussian", "hetero_gaussian"], 2, {}, "not available as one of several outputs"),
     (["gaussian", "bernoulli"], 2, {"optimizer": "adam"}, "full-batch L-BFGS"),
     (["gaussian", "bernoulli"], 2, {"estimator": "map", "prior": "cauchy"}, "log-concave"),
     (["gaussian", "bernoulli"], 2, {"mean": "mlp", "hidden": (0,)}, "positive ints"),
