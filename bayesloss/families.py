@@ -92,6 +92,9 @@ class Family:
     scale_head:
         The noise scale is a function of x, ``log σ(x)``, fitted as a second head of the model
         (sites ``scale_weight``, ``scale_bias``; hetero_gaussian) rather than one number.
+    row_scale_references:
+        ``{None (MLE) or prior name: route}`` for known per-row scales σᵢ (``noise_scale`` an
+        array); a family with none takes only one number.
     quantile:
         ``(q, loc, scale, df) → numpy array``: the quantile function of one observation's
         predictive distribution (prediction intervals); None where there is no location-scale
@@ -127,6 +130,12 @@ class Family:
     mle_equivalent: str = ""
     scale_head: bool = False
     quantile: Optional[Callable] = None
+    row_scale_references: dict = field(default_factory=dict)
+
+    @property
+    def row_scales(self) -> bool:
+        """Takes known per-row scales (a ``noise_scale`` array)."""
+        return bool(self.row_scale_references)
 
     @property
     def classifier(self) -> bool:
@@ -267,11 +276,14 @@ def _identity(eta):
 def _ridge(tau, scale, n, k):
     if scale is None:  # σ learned jointly: no fixed-λ ridge equals the MAP
         return {}
+    if np.ndim(scale) == 1:  # known σᵢ per row: each row weighted by 1/σᵢ²
+        return {"weighted ridge λ = 1/τ² (Σ (y−Xw)²/σᵢ² + λ‖w‖²; sklearn Ridge alpha with "
+                "sample_weight = 1/σᵢ²)": 1.0 / tau**2}
     return {"ridge λ = σ²/τ² (‖y−Xw‖² + λ‖w‖²; sklearn Ridge alpha)": scale**2 / tau**2}
 
 
 def _lasso(tau, scale, n, k):
-    return {} if scale is None else {"sklearn Lasso alpha = σ²/(n·b)": scale**2 / (n * tau)}
+    return {} if scale is None or np.ndim(scale) else {"sklearn Lasso alpha = σ²/(n·b)": scale**2 / (n * tau)}
 
 
 def _l1_lad(tau, scale, n, k):
@@ -374,6 +386,7 @@ FAMILIES: dict[str, Family] = {
         numpy_terms=_gaussian_terms,
         scale_power=2,
         quantile=_normal_quantile,
+        row_scale_references={None: "wls", "normal": "weighted-ridge"},
         references={None: "lstsq", "normal": "ridge", "laplace": "lasso", "studentt": "em-mm",
                     "cauchy": "em-mm"},
         mle_equivalent="ordinary least squares: sklearn LinearRegression, statsmodels OLS",

@@ -114,7 +114,8 @@ class Preconditioner:
             y_mean = float(y.mean()) if centre else 0.0
             y_scale = float(np.sqrt(((y - y_mean) ** 2).mean())) or 1.0
         # per-row curvature of the data term and of the prior, in standardised units
-        data_curv = (y_scale / spec.noise_scale) ** 2 if spec.noise_scale else 1.0
+        data_curv = (float(np.mean((y_scale / np.asarray(spec.noise_scale)) ** 2))
+                     if spec.noise_scale is not None else 1.0)  # per-row σᵢ: the mean
         prior_curv = np.zeros(X.shape[1])
         if spec.is_map:
             tau = spec.prior_scale * x_scale / y_scale
@@ -175,7 +176,7 @@ class Preconditioner:
         if self.whiten is not None and spec.is_map:  # w_std = U w' with w_std ~ N(0, diag τ²)
             kw["prior_precision"] = torch.as_tensor(self.whiten.T @ (self.whiten / tau[:, None]**2))
         if spec.noise_scale is not None:
-            kw["noise_scale"] = spec.noise_scale / self.y_scale
+            kw["noise_scale"] = torch.as_tensor(np.asarray(spec.noise_scale) / self.y_scale)
         return kw
 
     def to_user(self, weight: np.ndarray, bias, scale):

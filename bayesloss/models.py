@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 from typing import Callable, Optional
 
+import numpy as np
 import pyro
 import pyro.distributions as dist
 import torch
@@ -83,6 +84,8 @@ def build_model(
         intercept_prior_scale = spec.prior_scale
     tau_b = torch.as_tensor(intercept_prior_scale, dtype=dtype).expand(b_shape)
     fixed_scale = spec.noise_scale if noise_scale is None else noise_scale
+    if fixed_scale is not None:  # a number, or one σᵢ per row (RowScales, an (n,) tensor)
+        fixed_scale = torch.as_tensor(np.asarray(fixed_scale, dtype=np.float64), dtype=dtype)
     prior_df = spec.effective_prior_df
     map_on = spec.is_map
 
@@ -120,13 +123,15 @@ def build_model(
                 flat_positive = dist.LogNormal(torch.zeros((), dtype=dtype), 1.0).mask(False)
                 scale = pyro.sample("scale", flat_positive)
             else:
-                scale = torch.as_tensor(fixed_scale, dtype=dtype)
+                scale = fixed_scale
         n = X.shape[0]
         # the full batch passes its (cached) index: the plate would rebuild arange(n) per call
         full = None if batch_size is not None else _all_rows(n)
         with pyro.plate("data", n, subsample=full, subsample_size=batch_size) as idx:
             if batch_size is not None:  # indexing copies: skip it for the full batch
                 X, y = X[idx], None if y is None else y[idx]
+                if scale is not None and scale.dim() == 1:  # per-row scales follow their rows
+                    scale = scale[idx]
             eta = mean_fn(X, weight, bias)
             if family.scale_head:
                 scale = mean_fn(X, scale_weight, scale_bias).exp()

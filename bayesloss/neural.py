@@ -365,6 +365,9 @@ def fit_network(
         noise_scale=noise_scale, df=df, prior_df=prior_df, fit_intercept=True,
         penalize_intercept=penalize_intercept,
     )
+    if spec.row_scales:
+        raise ValueError("per-row noise_scale (known σᵢ) is for mean='linear'; a network mean "
+                         "takes one number or a learned scale")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; valid names are {list(OPTIMIZERS)}")
     with warnings.catch_warnings():  # a network's MLE is never unique (its units permute)

@@ -380,9 +380,10 @@ def posterior(
                     noise_scale=noise_scale, df=df, prior_df=prior_df,
                     fit_intercept=fit_intercept, penalize_intercept=penalize_intercept)
     spec = make_spec(likelihood, estimator="mle" if prior is None else "map", **model_kw)
-    if spec.family.scale_head:
-        raise ValueError(f"posterior() samples models with one noise scale; {likelihood}'s "
-                         "σ(x) head is not in its potential (bayesloss.potential): use fit()")
+    if spec.family.scale_head or spec.row_scales:
+        raise ValueError("posterior() samples models with one noise scale; "
+                         + ("per-row σᵢ are" if spec.row_scales else f"{likelihood}'s σ(x) head is")
+                         + " not in its potential (bayesloss.potential): use fit()")
     if method == "laplace" and spec.kinked:
         raise ValueError(
             f"the Laplace approximation needs a twice-differentiable log density; "

@@ -108,7 +108,7 @@ class Potential:
         self.sites = tuple(sites)
         self.size = start
         self.fixed_scale = (None if spec.noise_scale is None
-                            else torch.tensor(spec.noise_scale, dtype=DTYPE))
+                            else torch.as_tensor(np.asarray(spec.noise_scale, dtype=np.float64)))
 
     def __getstate__(self):
         # the model is a closure (not picklable) and only needed to derive the sites: chains
@@ -158,8 +158,8 @@ class Potential:
     def _likelihood(self, values: dict) -> object:
         scale = values.get("scale", self.fixed_scale)
         eta = self._eta(values)
-        if scale is not None and scale.dim() == 1:  # a batch of draws
-            scale = scale[:, None]
+        if "scale" in values and scale.dim() == 1:  # a batch of draws of a learned scale
+            scale = scale[:, None]  # (fixed per-row σᵢ, also (n,), broadcast as they are)
         return self.spec.family.distribution(eta, scale, self.spec.df, self.smoothing)
 
     def log_joint(self, values: dict) -> torch.Tensor:

@@ -21,7 +21,7 @@ from pyro import poutine
 from .models import build_model
 from .potential import point_covariance
 from .priors import penalty_mapping
-from .spec import ModelSpec, check_X, feature_names
+from .spec import ModelSpec, check_X, feature_names, make_spec
 
 class Table(pd.DataFrame):
     """A DataFrame that prints whole: ``print(table)`` shows every row and column (pandas'
@@ -146,8 +146,9 @@ class Fit:
         K classes (each row sums to zero), the convention under which they are unique; so is a
         categorical intercept with a flat prior (MLE or MAP).
     scale_:
-        The noise scale (fixed or learned); None where the family has none or where σ is a
-        function of x (hetero_gaussian: see ``scale_coef_``, :meth:`predict_scale`).
+        The noise scale (fixed or learned); None where the family has none, where σ is a
+        function of x (hetero_gaussian: see ``scale_coef_``, :meth:`predict_scale`) or where
+        the σᵢ were known per row (they are ``spec.noise_scale``).
     scale_coef_, scale_intercept_:
         Views of ``params_["scale_weight"]`` and ``params_["scale_bias"]``: the linear scale
         head ``log σ(x) = x·scale_coef_ + scale_intercept_`` of hetero_gaussian.
@@ -226,9 +227,9 @@ class Fit:
             )
         else:
             intercept = np.zeros(coef.shape[1]) if spec.family.multiclass else 0.0
-        if spec.family.has_scale:
+        if spec.family.has_scale and not spec.row_scales:
             scale = float(spec.noise_scale if spec.noise_scale is not None else scale)
-        else:
+        else:  # per-row σᵢ stay in the spec (evaluate reads them there)
             scale = None
         facts.setdefault("feature_names", feature_names(X))
         if spec.family.scale_head:
@@ -334,23 +335,43 @@ class Fit:
         self.linear_predictor(X)  # validates X against the fit (columns, names)
         return log_scale(check_X(X), (self.scale_coef_, self.scale_intercept_)).numpy()
 
-    def predict_scale(self, X) -> np.ndarray:
+    def predict_scale(self, X, noise_scale=None) -> np.ndarray:
         """The predictive scale at each row of X, shape (n,): σ(x) = exp(x·a + c) for
-        hetero_gaussian, else the fitted or fixed σ / b (``scale_``) broadcast."""
-        family = self.spec.family
+        hetero_gaussian, else the fitted or fixed σ / b (``scale_``) broadcast. A fit whose
+        σᵢ were known per row cannot know those of new rows: pass them as ``noise_scale``
+        (one per row of X); other fits take none."""
+        spec, family = self.spec, self.spec.family
         if family.scale_head:
-            return np.exp(self._log_scale(X))
-        if not family.has_scale:
+            scale = np.exp(self._log_scale(X))
+        elif not family.has_scale:
             raise AttributeError(f"predict_scale is for families with a noise scale; the "
-                                 f"{self.spec.likelihood} predictive has none (its spread "
+                                 f"{spec.likelihood} predictive has none (its spread "
                                  "follows from its mean)")
-        return np.full(check_X(X).shape[0], float(self.scale_))
+        elif spec.row_scales:
+            if noise_scale is None:
+                raise ValueError("this fit's σᵢ were known per row: pass noise_scale= with "
+                                 "the σᵢ of the rows of X")
+            n = check_X(X).shape[0]
+            scale = np.asarray(make_spec(spec.likelihood, noise_scale=noise_scale).noise_scale)
+            if scale.ndim != 1 or scale.shape[0] != n:
+                raise ValueError(f"noise_scale must give one σᵢ per row of X ({n}); got "
+                                 f"shape {scale.shape}")
+            return scale
+        else:
+            scale = np.full(check_X(X).shape[0], float(self.scale_))
+        if noise_scale is not None:
+            raise ValueError("noise_scale= is for fits with per-row known scales; this fit's "
+                             "scale is " + ("σ(x)" if family.scale_head else f"{self.scale_:g}"))
+        return scale
 
-    def predict_interval(self, X, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    def predict_interval(self, X, level: float = 0.95,
+                         noise_scale=None) -> tuple[np.ndarray, np.ndarray]:
         """Central ``level`` interval of the plug-in predictive distribution at the estimate:
         ``(lower, upper)``, each (n,), the (1 ∓ level)/2 quantiles of Normal(η, σ(x))
-        (gaussian, hetero_gaussian), Laplace(η, b) or StudentT(ν, η, σ). The parameters'
-        own uncertainty is not included (a plug-in interval, not a posterior predictive)."""
+        (gaussian, hetero_gaussian), Laplace(η, b) or StudentT(ν, η, σ), with σ(x) from
+        :meth:`predict_scale` (``noise_scale``: the new rows' σᵢ for a fit with per-row known
+        scales). The parameters' own uncertainty is not included (a plug-in interval, not a
+        posterior predictive)."""
         family = self.spec.family
         if family.quantile is None:
             raise AttributeError(
@@ -363,7 +384,7 @@ class Fit:
             raise ValueError(f"level must be a number in (0, 1); got {level!r}") from None
         if not 0.0 < level < 1.0:
             raise ValueError(f"level must be in (0, 1) (e.g. 0.95); got {level!r}")
-        loc, scale = self.linear_predictor(X), self.predict_scale(X)
+        loc, scale = self.linear_predictor(X), self.predict_scale(X, noise_scale)
         tail = 0.5 * (1.0 - level)
         return (family.quantile(tail, loc, scale, self.spec.df),
                 family.quantile(1.0 - tail, loc, scale, self.spec.df))
@@ -384,7 +405,8 @@ class Fit:
         if not self.spec.is_map:
             return {}
         return penalty_mapping(
-            self.spec.likelihood, self.spec.prior, self.spec.prior_scale, self.scale_,
+            self.spec.likelihood, self.spec.prior, self.spec.prior_scale,
+            self.spec.noise_scale if self.spec.row_scales else self.scale_,
             self.n_samples, self.coef_.shape[1] if self.coef_.ndim == 2 else None,
         )
 

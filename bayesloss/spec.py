@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 import pandas as pd
 
-from .families import Family, get_family
+from .families import FAMILIES, Family, get_family
 from .priors import Prior, get_prior
 
 ESTIMATORS = ("mle", "map")
@@ -33,11 +33,38 @@ class IdentifiabilityWarning(UserWarning):
 
 
 @dataclass(frozen=True)
+class RowScales:
+    """Known per-row noise scales σᵢ (a ``noise_scale`` array), held by a :class:`ModelSpec`.
+
+    Immutable and hashable (a tuple), so specs stay usable as keys and labels; printed as a
+    short summary (``per row (n=200, 0.5…3)``), never as n numbers; ``np.asarray`` gives the
+    (n,) float64 array.
+    """
+
+    values: tuple
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self.values, dtype=np.float64 if dtype is None else dtype)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __str__(self) -> str:
+        return f"per row (n={len(self)}, {min(self.values):.3g}…{max(self.values):.3g})"
+
+    __repr__ = __str__
+
+    def __format__(self, spec: str) -> str:  # f"{noise_scale:g}" in labels and tables
+        return str(self)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """The model a fit stands for: likelihood, estimator and prior, and their constants.
 
     ``noise_scale=None`` means the family's scale (σ, b) is learned with a flat prior on
-    (0, ∞); ``df`` is the Student-t likelihood's degrees of freedom, ``prior_df`` the Student-t
+    (0, ∞); a number fixes it; :class:`RowScales` fixes one known σᵢ per row (gaussian:
+    the MLE is then weighted least squares, the normal-prior MAP weighted ridge); ``df`` is the Student-t likelihood's degrees of freedom, ``prior_df`` the Student-t
     prior's. ``penalize_intercept`` puts the weight prior on the intercept too.
     """
 
@@ -45,11 +72,16 @@ class ModelSpec:
     estimator: str = "mle"
     prior: str = "normal"
     prior_scale: float = 1.0
-    noise_scale: Optional[float] = None
+    noise_scale: Optional[Union[float, RowScales]] = None
     df: float = 4.0
     prior_df: float = 3.0
     fit_intercept: bool = True
     penalize_intercept: bool = False
+
+    @property
+    def row_scales(self) -> bool:
+        """The noise scale is known per row (:class:`RowScales`)."""
+        return isinstance(self.noise_scale, RowScales)
 
     @property
     def family(self) -> Family:
@@ -95,6 +127,33 @@ def _positive(name, value):
     return value
 
 
+def _noise_scale(likelihood: str, family: Family, value):
+    """A positive number, or per-row scales as :class:`RowScales` (families that take them)."""
+    if value is None:
+        return None
+    if isinstance(value, RowScales) or np.ndim(value) >= 1:
+        if not family.row_scales:
+            raise ValueError(
+                f"per-row noise_scale (an array of σᵢ) is available for "
+                f"{[name for name, f in FAMILIES.items() if f.row_scales]}; the "
+                f"{likelihood} likelihood takes one positive number")
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError("noise_scale must be a positive number or a 1-d array of "
+                             "positive per-row scales") from None
+        if arr.ndim != 1 or arr.size == 0:
+            raise ValueError(f"per-row noise_scale must be 1-d with one σᵢ per row; got shape "
+                             f"{arr.shape}")
+        bad = ~np.isfinite(arr) | ~(arr > 0)
+        if bad.any():
+            raise ValueError(
+                f"per-row noise_scale must be positive and finite; {int(bad.sum())} entries "
+                f"are not (first at row {int(np.flatnonzero(bad)[0])}: {arr[bad][0]!r})")
+        return RowScales(tuple(arr.tolist()))
+    return _positive("noise_scale", value)
+
+
 def make_spec(
     likelihood: str,
     *,
@@ -116,6 +175,8 @@ def make_spec(
             "noise_scale contradicts it: drop noise_scale, or use likelihood='gaussian' with "
             "noise_scale for known scales"
         )
+    if not family.has_scale and noise_scale is not None:
+        raise ValueError(f"the {likelihood} likelihood has no noise scale; drop noise_scale")
     if estimator not in ESTIMATORS:
         raise ValueError(f"unknown estimator {estimator!r}; valid names are {list(ESTIMATORS)}")
     spec = ModelSpec(
@@ -123,7 +184,7 @@ def make_spec(
         estimator=estimator,
         prior=prior,
         prior_scale=_positive("prior_scale", prior_scale),
-        noise_scale=None if noise_scale is None else _positive("noise_scale", noise_scale),
+        noise_scale=_noise_scale(likelihood, family, noise_scale),
         df=_positive("df", df),
         prior_df=_positive("prior_df", prior_df),
         fit_intercept=bool(fit_intercept),
@@ -137,8 +198,6 @@ def make_spec(
             f"the {likelihood} likelihood takes a smooth prior on the mean weights (normal, "
             f"studentt, cauchy); {prior!r} has kinks"
         )
-    if not family.has_scale and spec.noise_scale is not None:
-        raise ValueError(f"the {likelihood} likelihood has no noise scale; drop noise_scale")
     return spec
 
 
@@ -231,6 +290,9 @@ def check_data(X, y, spec: ModelSpec, *, stats: bool = False):
     if not np.isfinite(as_float).all():
         raise ValueError("y contains NaN or inf")
     y_arr = spec.family.check_target(y_arr)
+    if spec.row_scales and len(spec.noise_scale) != y_arr.shape[0]:
+        raise ValueError(f"noise_scale has {len(spec.noise_scale)} per-row scales but X has "
+                         f"{y_arr.shape[0]} rows")
     if spec.learns_scale and np.ptp(y_arr) == 0:
         raise ValueError(
             f"y is constant: a learned {spec.likelihood} noise scale would shrink to 0 (the "

@@ -33,20 +33,39 @@ def _solve_lstsq(pb: _Problem) -> _Solution:
     return _Solution(theta, scale, True, 0, info={"rank": int(rank)})
 
 
-def _ridge_at(pb: _Problem, scale: float) -> _Solution:
+def _ridge_at(pb: _Problem, scale) -> _Solution:
     r"""Closed-form ridge at a fixed σ: ``min_θ ‖t − Zθ‖²/(2σ²) + Σ_j θ_j²/(2τ_j²)``.
 
     Equivalently ``‖t − Zθ‖² + Σ_j λ_j θ_j²`` with ``λ_j = σ²/τ_j²`` (on the user's scale
     ``λ = σ²/τ²``, scikit-learn ``Ridge(alpha=λ)``), solved as the augmented least-squares
-    problem ``[Z; diag(√λ)] θ ≈ [t; 0]`` by LAPACK (SVD), which never forms ``ZᵀZ``. The free
-    intercept has no row.
+    problem ``[Z/σ; diag(1/τ)] θ ≈ [t/σ; 0]`` by LAPACK (SVD), which never forms ``ZᵀZ``. The
+    free intercept has no row. ``scale`` may be one σᵢ per row (an (n,) array): weighted ridge,
+    ``Σ_i (t_i − z_iᵀθ)²/(2σ_i²) + Σ_j θ_j²/(2τ_j²)``, the same solve with each row scaled by
+    its own 1/σᵢ.
     """
     on = pb.penalised
-    lam = scale**2 / pb.tau[on] ** 2
-    A = np.vstack([pb.Z, np.eye(pb.p)[on] * np.sqrt(lam)[:, None]])
-    b = np.concatenate([pb.t, np.zeros(on.sum())])
+    rows = np.broadcast_to(1.0 / np.asarray(scale, dtype=np.float64), (pb.n,))
+    A = np.vstack([pb.Z * rows[:, None], np.eye(pb.p)[on] / pb.tau[on][:, None]])
+    b = np.concatenate([pb.t * rows, np.zeros(on.sum())])
     theta = linalg.lstsq(A, b, lapack_driver="gelsd")[0]
-    return _Solution(theta, scale, True, 0)
+    return _Solution(theta, scale if np.ndim(scale) == 0 else None, True, 0)
+
+
+@route("wls", "weighted least squares: scipy.linalg.lstsq (LAPACK gelsd) on rows scaled by "
+              "1/σᵢ")
+def _solve_wls(pb: _Problem) -> _Solution:
+    r"""Gaussian MLE with known per-row σᵢ: ``min_θ Σ_i (t_i − z_iᵀθ)²/σ_i²``, the least-squares
+    problem ``diag(1/σ) Z θ ≈ t/σ`` by LAPACK ``gelsd`` (SVD), a closed form."""
+    rows = 1.0 / pb.fixed_scale
+    theta, _, rank, _ = linalg.lstsq(pb.Z * rows[:, None], pb.t * rows, lapack_driver="gelsd")
+    return _Solution(theta, None, True, 0, info={"rank": int(rank)})
+
+
+@route("weighted-ridge", "closed-form weighted ridge (augmented lstsq on rows scaled by 1/σᵢ, "
+                         "λ = 1/τ²)")
+def _solve_weighted_ridge(pb: _Problem) -> _Solution:
+    """Gaussian MAP, normal prior, known per-row σᵢ: :func:`_ridge_at` with the (n,) scales."""
+    return _ridge_at(pb, pb.fixed_scale)
 
 
 @route("ridge", "closed-form ridge (augmented lstsq, λ = σ²/τ²)", PROFILE_NOTE)

@@ -22,9 +22,15 @@ from .problem import ROUTES, _Solver, _standardise
 
 def route_of(spec: ModelSpec) -> str:
     """The name of the :data:`ROUTES` entry that fits ``spec``."""
-    named = spec.family.references.get(spec.prior if spec.is_map else None)
+    routes = spec.family.row_scale_references if spec.row_scales else spec.family.references
+    named = routes.get(spec.prior if spec.is_map else None)
     if named is not None:
         return named
+    if spec.row_scales:
+        raise ValueError(
+            f"no reference fit for per-row noise scales with a {spec.prior} prior: "
+            f"{spec.likelihood} with per-row σᵢ has references for the MLE and "
+            f"{[p for p in routes if p is not None]} priors")
     return "kinked" if spec.kinked else "smooth"
 
 

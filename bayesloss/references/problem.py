@@ -62,9 +62,12 @@ class _Problem:
         return (self.p, self.n_out) if self.spec.family.multiclass else (self.p,)
 
     @property
-    def fixed_scale(self) -> Optional[float]:
+    def fixed_scale(self):
+        """The fixed scale in units of ``y_scale``: a float, or (n,) for per-row σᵢ."""
         s = self.spec.noise_scale
-        return None if s is None else s / self.y_scale
+        if s is None:
+            return None
+        return np.asarray(s) / self.y_scale if self.spec.row_scales else s / self.y_scale
 
     def to_user(self, theta):
         """``theta`` → ``(coef, intercept)`` on the user's scale."""
