@@ -7,6 +7,7 @@ one-row-per-case summary. The same table drives the test suite (``tests/test_equ
 
 from __future__ import annotations
 
+import math
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from .inference import fit as pyro_fit
 from .priors import PRIORS
 from .references import reference_fit
 from .results import Fit
-from .spec import make_spec
+from .spec import RowScales, make_spec
 
 SYNTHETIC_N, SYNTHETIC_D = 2000, 10
 
@@ -67,7 +68,8 @@ KNOWN_GAPS = {("categorical", "studentt"), ("categorical", "cauchy")}
 
 def synthetic_cases() -> list[Case]:
     """Every family: MLE (scale learned), and MAP under every prior (scale fixed at the truth);
-    plus MLE and MAP-normal with the other scale setting for the families that have one;
+    plus MLE and MAP-normal with the other scale setting for the families that have one, and
+    with known per-row scales (:func:`row_scales`) for those that take them;
     hetero_gaussian (σ(x) learned): MLE and MAP-normal.
     :data:`KNOWN_GAPS` are left out."""
     cases = []
@@ -83,7 +85,17 @@ def synthetic_cases() -> list[Case]:
         if family.has_scale:
             cases.append(Case(data, name, {"noise_scale": 1.0}))
             cases.append(Case(data, name, {"estimator": "map", "prior": "normal"}))
+        if family.row_scales:  # known σᵢ: weighted least squares and weighted ridge
+            cases += [Case(data, name, {"noise_scale": row_scales()}),
+                      Case(data, name, {"estimator": "map", "noise_scale": row_scales()})]
     return cases
+
+
+def row_scales(n: int = SYNTHETIC_N, seed: int = 0) -> RowScales:
+    """Known per-row σᵢ for the check's weighted rows: log-uniform on [0.5, 2], seeded. Any
+    positive σᵢ define a weighted least-squares problem; these need not have made the data."""
+    sigma = np.exp(np.random.default_rng(seed).uniform(math.log(0.5), math.log(2.0), n))
+    return RowScales(tuple(sigma.tolist()))
 
 
 def real_cases() -> list[Case]:
