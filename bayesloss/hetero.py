@@ -83,7 +83,7 @@ class _HeteroProblem:
     y: torch.Tensor
     std: _Standardised
 
-    def model(self, smoothing: float = 0.0):
+    def model(self):
         tau = self.spec.prior_scale * self.std.x_scale / self.std.y_scale
         return build_model(self.spec, self.X.shape[1], prior_scale=torch.as_tensor(tau),
                            intercept_prior_scale=self.spec.prior_scale / self.std.y_scale)

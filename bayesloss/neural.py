@@ -8,10 +8,14 @@ r"""Neural-network means: a small multilayer perceptron whose weights are Pyro s
 
 The weight matrices carry the prior under MAP and have it masked off under MLE, exactly like the
 linear weights of :func:`bayesloss.models.build_model`; the biases are flat (unpenalised), as the
-linear intercept is. Sites are named like PyTorch's ``state_dict`` of the same network
-(``layers.0.weight`` of shape (out, in), ``layers.0.bias``, …), so a plain ``torch.nn`` network
-(:class:`TorchMLP`) and the Pyro model share one parameter dictionary and one initialisation
-(:func:`initial_state`, PyTorch's default ``nn.Linear`` initialisation under a seed).
+linear intercept is. ``hetero_gaussian`` adds a second network of the same shape for
+``log σ(x)`` (sites ``scale_layers.0.weight``, …); under MAP its weight matrices carry the prior
+too (a network's scale head has as many weights as its mean, and no fewer ways to overfit;
+the linear scale head, d + 1 parameters, stays flat). Sites are named like PyTorch's
+``state_dict`` of the same network (``layers.0.weight`` of shape (out, in), ``layers.0.bias``,
+…), so a plain ``torch.nn`` network (:class:`TorchMLP`) and the Pyro model share one parameter
+dictionary and one initialisation (:func:`initial_state`, PyTorch's default ``nn.Linear``
+initialisation under a seed).
 """
 
 from __future__ import annotations
@@ -180,13 +184,15 @@ def build_network_model(
     prior_scale=None,
     noise_scale=None,
     smoothing: float = 0.0,
+    scale_network: Optional[MLPMean] = None,
 ) -> Callable:
     """The Pyro model ``model(X, y=None, batch_size=None)`` of ``spec`` with a network mean.
 
     The same model as :func:`bayesloss.models.build_model` (prior on the weights, masked off
     under MLE; flat biases; the scale site or a fixed σ; the data plate scaling a minibatch by
     n / batch size), with ``η = network(X)``. The network's sites are drawn before the plate,
-    so they are not batched by it.
+    so they are not batched by it. A family with a scale head (hetero_gaussian) takes
+    ``scale_network``: ``log σ(x) = scale_network(x)``.
     """
     family = spec.family
     fixed_scale = spec.noise_scale if noise_scale is None else noise_scale
@@ -197,7 +203,10 @@ def build_network_model(
         params = network.sample(weight_prior,
                                 weight_prior if spec.penalize_intercept else None)
         scale = None
-        if family.has_scale:
+        if family.scale_head:
+            scale_params = scale_network.sample(
+                weight_prior, weight_prior if spec.penalize_intercept else None)
+        elif family.has_scale:
             if fixed_scale is None:
                 flat_positive = dist.LogNormal(torch.zeros((), dtype=DTYPE), 1.0).mask(False)
                 scale = pyro.sample("scale", flat_positive)
@@ -209,6 +218,8 @@ def build_network_model(
             if batch_size is not None:
                 X, y = X[idx], None if y is None else y[idx]
             eta = network(X, params)
+            if family.scale_head:
+                scale = scale_network(X, scale_params).exp()
             return pyro.sample("obs", family.distribution(eta, scale, spec.df, smoothing), obs=y)
 
     return model
@@ -220,24 +231,39 @@ def build_network_model(
 @dataclass(frozen=True)
 class NetworkFit(Fit):
     """A point estimate of a model with a network mean: ``params_`` holds its layers by site
-    name (``layers.0.weight`` (out, in), ``layers.0.bias``, …, and ``scale`` where learned);
-    ``predict`` / ``predict_mean`` / ``predict_proba`` work as for a linear fit, on the
-    network's output ``η``. There is no ``coef_`` (it raises AttributeError)."""
+    name (``layers.0.weight`` (out, in), ``layers.0.bias``, …, ``scale`` where learned, and
+    ``scale_layers.0.weight``, … for hetero_gaussian's log σ(x) network); ``predict`` /
+    ``predict_mean`` / ``predict_proba`` / ``predict_scale`` / ``predict_interval`` work as
+    for a linear fit, on the network's outputs. There is no ``coef_`` or ``scale_coef_`` (they
+    raise AttributeError)."""
 
     hidden: tuple = ()
     activation: str = "tanh"
     n_outputs: int = 1
 
-    def network(self) -> MLPMean:
-        return MLPMean(self.params_["layers.0.weight"].shape[1], self.hidden, self.n_outputs,
-                       self.activation)
+    def network(self, prefix: str = "") -> MLPMean:
+        """The mean network (``prefix=""``) or the log σ(x) network (``"scale_"``)."""
+        return MLPMean(self.params_["layers.0.weight"].shape[1], self.hidden,
+                       1 if prefix else self.n_outputs, self.activation, prefix)
+
+    def _log_scale(self, X) -> np.ndarray:
+        """log σ(x), the output of the scale network (hetero_gaussian)."""
+        X = self._checked(X)
+        with torch.no_grad():
+            params = {k: torch.as_tensor(v) for k, v in self.params_.items()}
+            return self.network("scale_")(torch.as_tensor(X), params).numpy()
+
+    def _checked(self, X) -> np.ndarray:
+        X = check_X(X)
+        n_in = self.params_["layers.0.weight"].shape[1]
+        if X.shape[1] != n_in:
+            raise ValueError(f"X has {X.shape[1]} columns; the network takes {n_in}")
+        return X
 
     def linear_predictor(self, X) -> np.ndarray:
         """The network's output ``η = f(x)`` (on the link scale, as the linear ``X w + b``)."""
-        X = check_X(X)
+        X = self._checked(X)
         net = self.network()
-        if X.shape[1] != net.n_in:
-            raise ValueError(f"X has {X.shape[1]} columns; the network takes {net.n_in}")
         with torch.no_grad():
             params = {k: torch.as_tensor(v) for k, v in self.params_.items()}
             return net(torch.as_tensor(X), params).numpy()
@@ -252,9 +278,11 @@ class _NetworkProblem:
     X: torch.Tensor
     y: torch.Tensor
     network: MLPMean
+    scale_network: Optional[MLPMean] = None
 
     def model(self, smoothing: float = 0.0):
-        return build_network_model(self.spec, self.network, smoothing=smoothing)
+        return build_network_model(self.spec, self.network, smoothing=smoothing,
+                                   scale_network=self.scale_network)
 
 
 def _run_lbfgs(problem: _NetworkProblem, guide, params, tol: float, max_iter: int,
@@ -292,9 +320,10 @@ def _run_lbfgs(problem: _NetworkProblem, guide, params, tol: float, max_iter: in
     return total, gnorm, rel_change <= KINKED_NETWORK_TOL, {"objective_rel_change": rel_change}
 
 
-def evaluate_network(spec: ModelSpec, network: MLPMean, X, y, params: dict, scale):
+def evaluate_network(spec: ModelSpec, network: MLPMean, X, y, params: dict, scale,
+                     scale_network: Optional[MLPMean] = None):
     """NLL, classical loss and −log joint of the network model at ``params`` (numpy arrays by
-    site name) on ``(X, y)``."""
+    site name) on ``(X, y)``; ``scale_network`` gives σ(x) for hetero_gaussian."""
     from .results import Evaluation
 
     X_t = torch.as_tensor(np.asarray(X, dtype=np.float64))
@@ -303,9 +332,11 @@ def evaluate_network(spec: ModelSpec, network: MLPMean, X, y, params: dict, scal
     s = None if scale is None else torch.as_tensor(float(scale), dtype=DTYPE)
     with torch.no_grad(), pyro.validation_enabled(False):
         eta = network(X_t, values)
+        if spec.family.scale_head:
+            s = scale_network(X_t, values).exp()
         nll = spec.family.nll(y_t, eta, s, spec.df)
         loss = spec.family.loss(y_t, eta, s, spec.df)
-        model = build_network_model(spec, network, noise_scale=s)
+        model = build_network_model(spec, network, noise_scale=s, scale_network=scale_network)
         cond = dict(values)
         if spec.learns_scale:
             cond["scale"] = s
@@ -385,10 +416,17 @@ def fit_network(
         num_steps = 5000 if spec.kinked or batch_size else 20000
     n_out = int(y.max()) + 1 if spec.family.multiclass else 1
     network = MLPMean(X.shape[1], hidden, n_out, activation)
+    scale_network = None
     X_t = torch.as_tensor(X, dtype=DTYPE)
     y_t = torch.as_tensor(y, dtype=torch.long if spec.family.multiclass else DTYPE)
-    problem = _NetworkProblem(spec, X_t, y_t, network)
     init = dict(initial_state(X.shape[1], hidden, n_out, seed))
+    if spec.family.scale_head:  # its own draw of PyTorch's initialisation (seed + 1)
+        scale_network = MLPMean(X.shape[1], hidden, 1, activation, prefix="scale_")
+        head = initial_state(X.shape[1], hidden, 1, seed + 1)
+        last = f"layers.{len(hidden)}.bias"
+        head[last] = head[last] + math.log(float(np.std(y)) or 1.0)  # σ starts at sd(y)
+        init.update({"scale_" + k: v for k, v in head.items()})
+    problem = _NetworkProblem(spec, X_t, y_t, network, scale_network)
     if spec.learns_scale:  # the spread of y: the scale of an output near its mean
         init["scale"] = torch.tensor(float(np.std(y)), dtype=DTYPE)
 
@@ -410,7 +448,7 @@ def fit_network(
     info["seconds"] = time.perf_counter() - start
     scale = float(point["scale"]) if spec.learns_scale else spec.noise_scale
     ev = evaluate_network(spec, network, X, y, {k: v for k, v in point.items()
-                                                if k != "scale"}, scale)
+                                                if k != "scale"}, scale, scale_network)
     method = (f"pyro AutoDelta + torch L-BFGS (strong Wolfe), MLP {hidden} {activation}"
               if optimizer == "lbfgs" else f"pyro SVI + ClippedAdam, MLP {hidden} {activation}"
               + (f" (batch {batch_size})" if batch_size else ""))

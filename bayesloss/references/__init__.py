@@ -34,6 +34,10 @@ LAPACK steps) and :mod:`.verified` (our other loops),
 gaussian, MLE          LAPACK least squares (``scipy.linalg.lstsq``, SVD)     trusted
 gaussian, normal       closed-form ridge: augmented least squares (SVD)       trusted
 gaussian, laplace      scikit-learn ``Lasso`` (coordinate descent)            trusted
+gaussian, per-row σᵢ   weighted least squares / weighted ridge: LAPACK on     trusted
+  (MLE, normal)        rows scaled by 1/σᵢ
+hetero_gaussian        trust-exact + MINPACK lm (exact derivatives) from the  verified
+  (MLE, smooth priors) intercept-only start (:mod:`.hetero`)
 laplace, MLE           HiGHS dual simplex LP (``scipy.optimize.linprog``)     trusted
 laplace, laplace       HiGHS dual simplex LP (L1-penalised LAD)               trusted
 laplace, normal        Clarabel QP (cvxpy)                                    trusted
