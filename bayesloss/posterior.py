@@ -381,9 +381,10 @@ def posterior(
                     fit_intercept=fit_intercept, penalize_intercept=penalize_intercept)
     spec = make_spec(likelihood, estimator="mle" if prior is None else "map", **model_kw)
     if spec.family.scale_head or spec.row_scales:
-        raise ValueError("posterior() samples models with one noise scale; "
+        raise ValueError("posterior() samples models whose noise scale is one number (its "
+                         "starts, draws and summaries read weight, bias, scale); "
                          + ("per-row σᵢ are" if spec.row_scales else f"{likelihood}'s σ(x) head is")
-                         + " not in its potential (bayesloss.potential): use fit()")
+                         + " fitted by fit() only")
     if method == "laplace" and spec.kinked:
         raise ValueError(
             f"the Laplace approximation needs a twice-differentiable log density; "

@@ -155,11 +155,21 @@ class Potential:
             return eta
         return linear_mean(self.X, weight, bias)
 
-    def _likelihood(self, values: dict) -> object:
+    def _scale(self, values: dict):
+        """The noise scale: learned, fixed (a number or per-row σᵢ), or σ(x) of a scale head."""
+        if self.spec.family.scale_head:  # log σ(x) = X a + c
+            a, c = values["scale_weight"], values["scale_bias"]
+            if a.dim() == 2:  # a batch of draws
+                return (a @ self.X.T + c[:, None]).exp()
+            return (self.X @ a + c).exp()
         scale = values.get("scale", self.fixed_scale)
-        eta = self._eta(values)
         if "scale" in values and scale.dim() == 1:  # a batch of draws of a learned scale
             scale = scale[:, None]  # (fixed per-row σᵢ, also (n,), broadcast as they are)
+        return scale
+
+    def _likelihood(self, values: dict) -> object:
+        scale = self._scale(values)
+        eta = self._eta(values)
         return self.spec.family.distribution(eta, scale, self.spec.df, self.smoothing)
 
     def log_joint(self, values: dict) -> torch.Tensor:

@@ -112,12 +112,11 @@ def evaluate(spec: ModelSpec, X, y, coef, intercept, scale, scale_head=None) -> 
     return Evaluation(float(nll), float(loss), float(objective))
 
 
-def _laplace_covariance(spec: ModelSpec, X, y, coef, intercept, scale):
+def _laplace_covariance(spec: ModelSpec, X, y, coef, intercept, scale, scale_head=None):
     """(covariance, note) at a point estimate: see :func:`bayesloss.potential.point_covariance`."""
-    if spec.family.scale_head:
-        return None, ("no Laplace covariance: the potential (bayesloss.potential) has no "
-                      "scale head")
     values = {"weight": coef, "bias": intercept, "scale": scale}
+    if scale_head is not None:
+        values.update(scale_weight=scale_head[0], scale_bias=scale_head[1])
     k = np.asarray(coef).shape[1] if spec.family.multiclass else 1
     try:
         return point_covariance(spec, X, y, values, k)
@@ -252,7 +251,7 @@ class Fit:
             loss=ev.loss,
             objective=ev.objective,
             n_samples=int(np.asarray(X).shape[0]),
-            _cov_inputs=(X, y, coef, intercept, scale),
+            _cov_inputs=(X, y, coef, intercept, scale, scale_head),
             **facts,
         )
 

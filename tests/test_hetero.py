@@ -66,6 +66,26 @@ def test_hetero_mean_is_weighted_least_squares_at_its_own_sigma():
     np.testing.assert_array_less(np.abs(ours.coef_ - beta[:-1]) / unit, 1e-8)
 
 
+def test_hetero_standard_errors_are_the_inverse_observed_information():
+    """The Laplace covariance is the inverse Hessian of the NLL in (w, b, a, c), written out
+    here in numpy (e = σ(x)⁻², r the residuals, Z = [X, 1]): Zᵀdiag(e)Z, Zᵀdiag(2re)Z and
+    Zᵀdiag(2r²e)Z for the mean, cross and scale blocks."""
+    data = make_synthetic("hetero_gaussian", n=800, d=3, seed=71)
+    fit = bayesloss.fit(data.X, data.y, "hetero_gaussian")
+    Z = np.column_stack([data.X, np.ones(len(data.y))])
+    r = data.y - fit.predict(data.X)
+    e = fit.predict_scale(data.X) ** -2.0
+
+    def block(w):
+        return Z.T @ (Z * w[:, None])
+
+    H = np.block([[block(e), block(2 * r * e)], [block(2 * r * e), block(2 * r * r * e)]])
+    np.testing.assert_allclose(fit.standard_errors(), np.sqrt(np.diag(np.linalg.inv(H))),
+                               rtol=1e-7)
+    summary = fit.summary()
+    assert "scale_intercept" in summary and "no standard errors" not in summary
+
+
 def test_hetero_without_intercept_and_with_a_dataframe():
     data = make_synthetic("hetero_gaussian", n=500, d=3, seed=25)
     X = pd.DataFrame(data.X, columns=["a", "b", "c"])
@@ -212,6 +232,8 @@ def test_hetero_rejects_contradicting_arguments():
     with pytest.raises(ValueError, match="penalize_intercept is not available"):
         bayesloss.fit(data.X, data.y, "hetero_gaussian", estimator="map",
                       penalize_intercept=True)
+    with pytest.raises(ValueError, match="σ\\(x\\) head is fitted by fit\\(\\) only"):
+        bayesloss.posterior(data.X, data.y, "hetero_gaussian")
 
 
 # --- known per-row scales: weighted least squares and weighted ridge ------------------------
@@ -332,7 +354,7 @@ def test_row_scales_for_families_that_take_none():
     with pytest.raises(ValueError, match="no reference fit for per-row noise scales"):
         bayesloss.reference_fit(X, y, "gaussian", noise_scale=sigma, estimator="map",
                                 prior="laplace")
-    with pytest.raises(ValueError, match="per-row σᵢ are not in its potential"):
+    with pytest.raises(ValueError, match="per-row σᵢ are fitted by fit"):
         bayesloss.posterior(X, y, "gaussian", noise_scale=sigma)
 
 
