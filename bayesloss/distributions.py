@@ -1,4 +1,5 @@
-"""Smoothed stand-ins for the kinked Laplace density, used only inside the optimiser.
+"""Smoothed stand-ins for the kinked Laplace density, used only inside the optimiser, and a
+Poisson parameterised by its log rate.
 
 ``|r|`` has a kink at zero that stalls every gradient method near 1e-3 relative accuracy. The
 point fits therefore minimise a continuation of objectives in which ``|r|`` is replaced by
@@ -6,7 +7,9 @@ point fits therefore minimise a continuation of objectives in which ``|r|`` is r
 """
 
 import math
+import weakref
 
+import pyro.distributions as dist
 import torch
 from pyro.distributions import TorchDistribution, constraints
 from torch.distributions.utils import broadcast_all
@@ -46,3 +49,43 @@ class SmoothLaplace(TorchDistribution):
         r = value - self.loc
         absr = torch.sqrt(r * r + eps * eps) - eps if eps > 0 else r.abs()
         return -math.log(2.0) - self.scale.log() - absr / self.scale
+
+
+# (weak reference to the latest counts tensor, its version, log y!): emptied when y goes
+_LOG_FACTORIAL: list = [None, -1, None]
+
+
+def _forget_log_factorial(_ref) -> None:
+    _LOG_FACTORIAL[:] = [None, -1, None]
+
+
+def _log_factorial(y: torch.Tensor) -> torch.Tensor:
+    """``log y! = lgamma(y + 1)``, remembered for the latest ``y`` while it lives: a fit
+    evaluates its likelihood many times on one data tensor, and lgamma costs more than the
+    rest of a Poisson log-density together."""
+    ref, version, value = _LOG_FACTORIAL
+    if ref is None or ref() is not y or version != y._version:
+        value = torch.lgamma(y + 1)
+        _LOG_FACTORIAL[:] = [weakref.ref(y, _forget_log_factorial), y._version, value]
+    return value
+
+
+class PoissonLogRate(dist.Poisson):
+    r"""``Poisson(e^η)`` parameterised by the log rate η (the canonical link):
+
+    .. math:: \log p(y) = y\,η − e^{η} − \log y!
+
+    the same density as ``Poisson(rate=exp(η))`` without the round trip ``log(exp(η))``.
+    """
+
+    def __init__(self, log_rate, validate_args=None):
+        self.log_rate = log_rate
+        super().__init__(log_rate.exp(), validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        return PoissonLogRate(self.log_rate.expand(torch.Size(batch_shape)))
+
+    def log_prob(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        return value * self.log_rate - self.rate - _log_factorial(value)

@@ -30,7 +30,7 @@ import pyro.distributions as dist
 import torch
 from scipy.special import expit, logsumexp, ndtri, stdtrit
 
-from .distributions import SmoothLaplace
+from .distributions import PoissonLogRate, SmoothLaplace
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,8 @@ class Family:
         numpy (constants dropped; ``β = log s``; the η-Hessian as its diagonal, or the class
         probabilities P for categorical, whose blocks are ``diag(P_i) − P_i P_iᵀ``), for the
         verified references; None for a kinked family (its |r| is handled as kinks).
+    constant_curvature:
+        ∂²NLL/∂η² does not depend on η (least squares): a Newton step taken anywhere is exact.
     scale_power:
         ``k`` where the NLL is ``Σ|r|^k / (k s^k) + n log s + const`` (2 gaussian, 1 laplace):
         then a learned scale has the closed form ``s^k = Σ|r|^k / n``; None otherwise.
@@ -125,6 +127,7 @@ class Family:
     synthetic_eta: tuple = (1.0, 1.0)
     numpy_terms: Optional[Callable] = None
     scale_power: Optional[int] = None
+    constant_curvature: bool = False
     convex_nll: Optional[Callable] = None
     references: dict = field(default_factory=dict)
     mle_equivalent: str = ""
@@ -387,6 +390,7 @@ FAMILIES: dict[str, Family] = {
         scale_power=2,
         quantile=_normal_quantile,
         row_scale_references={None: "wls", "normal": "weighted-ridge"},
+        constant_curvature=True,
         references={None: "lstsq", "normal": "ridge", "laplace": "lasso", "studentt": "em-mm",
                     "cauchy": "em-mm"},
         mle_equivalent="ordinary least squares: sklearn LinearRegression, statsmodels OLS",
@@ -474,7 +478,7 @@ FAMILIES: dict[str, Family] = {
         continuous=False,
         multiclass=False,
         kinked=False,
-        distribution=lambda eta, scale, df, s: dist.Poisson(eta.exp()),
+        distribution=lambda eta, scale, df, s: PoissonLogRate(eta),
         loss=lambda y, eta, scale, df: _poisson_deviance(y, eta),
         nll_from_loss=_poisson_nll_from_loss,
         predict=lambda eta: torch.floor(eta.exp()),  # the mode of Poisson(μ) is ⌊μ⌋

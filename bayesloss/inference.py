@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import math
+import random
 import time
 import warnings
 from dataclasses import dataclass, replace
@@ -65,6 +66,8 @@ FINISH_FROM = 1e-1  # smoothing level from which each stage tries the exact fini
 FINISH_FROM_SMOOTH_PRIOR = 1e-3  # with a smooth prior the face shows only at smaller ε
 ZERO_THRESHOLD = 1e-6  # |w| (standardised units) the continuation leaves for an exact zero
 WHITEN_MIN_PIVOT = 1e-7  # whiten only designs with cond(Gram) below ~1e14
+NEWTON_FROM = 1e-6  # |grad|∞ from which exact Newton steps finish a smooth fit
+NEWTON_STEPS = 5  # at most, before L-BFGS takes over again
 PROGRESS_DELAY = 1.0  # seconds before an L-BFGS progress bar appears: quick fits stay quiet
 
 
@@ -160,9 +163,11 @@ class Preconditioner:
         to X, live in :meth:`mean_fn`) and the standardised target. Centring the data rather
         than the parameters keeps η free of the cancellation ``X v − m·v`` where a column's
         mean dwarfs its spread (wine's proline, Longley's year)."""
-        Xc = X - self.x_mean if self.x_mean.any() else X
+        Xt = as_tensor(X)
+        if self.x_mean.any():  # (torch's broadcast subtraction is ~2× numpy's for a short row)
+            Xt = Xt - torch.as_tensor(self.x_mean)
         yp = (y - self.y_mean) / self.y_scale if spec.family.continuous else y
-        return as_tensor(Xc), as_tensor(yp)
+        return Xt, as_tensor(yp)
 
     def model_kwargs(self, spec: ModelSpec) -> dict:
         """The prior (per-column scales, or a precision matrix when whitened), the fixed
@@ -228,7 +233,14 @@ def _profile_scale(problem: _Problem, guide) -> None:
 
 
 def _profile_t(spec: ModelSpec, y: torch.Tensor, eta: torch.Tensor, t: torch.Tensor):
-    """argmin over t = log s of the NLL at fixed ``eta``: damped Newton from ``t``."""
+    """argmin over t = log s of the NLL at fixed ``eta``: the closed form ``s^k = Σ|r|^k/n``
+    where the family has one (:attr:`~bayesloss.families.Family.scale_power`), else damped
+    Newton from ``t``."""
+    k = spec.family.scale_power
+    if k is not None:
+        moment = ((y - eta).abs() ** k).mean()
+        if moment > 0:  # (an exact fit, r = 0, has no optimum: leave it to the damped steps)
+            return moment.log() / k
     with torch.enable_grad():
         for _ in range(100):
             t_ = t.clone().requires_grad_(True)
@@ -244,26 +256,30 @@ def _profile_t(spec: ModelSpec, y: torch.Tensor, eta: torch.Tensor, t: torch.Ten
     return t
 
 
-def _newton_polish(problem: _Problem, guide, loss_fn) -> bool:
-    """One exact Newton step on (w', b') at the end of a smooth single-output fit.
+def _newton_polish(problem: _Problem, guide, objective: _Objective) -> Optional[float]:
+    """One exact Newton step on (w', b') at the end of a smooth fit.
 
     L-BFGS stops on the gradient; where the Hessian has small eigenvalues (a nearly separable
     logistic fit, collinear columns that whitening by the Gram matrix does not reach because
-    the curvature differs per row) a gradient of 1e-9 still leaves ~1e-6 in the parameters.
-    The Hessian is the model's own, ``X̃ᵀ diag(c) X̃ + ∇²P`` with c the per-row curvature of
-    the NLL in η (autograd) — the work of one Gram matrix — and the gradient is the ELBO's.
-    The step is kept if it lowers the loss or the gradient. A learned scale is then re-set to
-    its exact optimum. Returns whether the step was kept.
+    the curvature differs per row, softmax's shift common to the classes) a gradient of 1e-9
+    still leaves ~1e-6 in the parameters. The Hessian is the model's own,
+    ``Σ_kl X̃ᵀ diag(c_kl) X̃ ⊗ e_k e_lᵀ + ∇²P`` with ``c_kl`` the per-row curvature of the NLL
+    in η (autograd; K × K per row for softmax, whose shift common to the K classes is a null
+    direction: least squares) — the work of K(K+1)/2 Gram matrices — and the gradient is the
+    ELBO's. The step is kept if it lowers the loss, or the gradient with the loss unchanged to
+    its rounding. A learned scale is then re-set to its exact optimum. Returns the gradient ∞-norm where it ended, or None when the
+    step was not kept.
     """
     spec, pre = problem.spec, problem.pre
-    if spec.family.multiclass or spec.kinked:
-        return False
+    if spec.kinked:
+        return None
     named = dict(guide.named_parameters())
     weight = named["weight_unconstrained"]
     bias = named.get("bias_unconstrained")
-    Xn = problem.X.numpy()
-    n, d = Xn.shape
-    A = pre.matrix if pre.matrix.ndim == 2 else np.diag(pre.matrix)
+    X = problem.X
+    n, d = X.shape
+    k = problem.n_outputs if spec.family.multiclass else 1
+    A = torch.as_tensor(pre.matrix if pre.matrix.ndim == 2 else np.diag(pre.matrix))
     with torch.no_grad():
         point = guide.median()
     scale = point.get("scale", problem.model_kwargs.get("noise_scale"))
@@ -272,52 +288,61 @@ def _newton_polish(problem: _Problem, guide, loss_fn) -> bool:
     with torch.enable_grad():
         (g_eta,) = torch.autograd.grad(spec.family.nll(problem.y, eta, scale, spec.df), eta,
                                        create_graph=True)
-        (c,) = torch.autograd.grad(g_eta.sum(), eta)  # rows are independent: the diagonal
-    c = c.numpy() / n
-    G = Xn.T @ (Xn * c[:, None])
-    sc, csum = Xn.T @ c, c.sum()
-    H = A.T @ G @ A  # the design is centred already
-    theta = weight.detach().numpy()
+        g_eta = g_eta.reshape(n, k)
+        # rows are independent: the curvature is block diagonal, c[:, a, b] for each row
+        c = torch.stack([torch.autograd.grad(g_eta[:, a].sum(), eta, retain_graph=a < k - 1)[0]
+                         .reshape(n, k) for a in range(k)], 1).detach() / n
+    Hw = torch.zeros(d, k, d, k, dtype=DTYPE)
+    Hwb = torch.zeros(d, k, k, dtype=DTYPE)
+    for a in range(k):
+        for b in range(a, k):
+            G = A.T @ (X.T @ (X * c[:, a, b, None])) @ A  # the design is centred already
+            s = A.T @ (X.T @ c[:, a, b])
+            Hw[:, a, :, b], Hw[:, b, :, a] = G, G
+            Hwb[:, a, b], Hwb[:, b, a] = s, s
+    H = Hw.reshape(d * k, d * k).numpy()
+    theta = weight.detach().numpy().reshape(-1)
     if bias is not None:
-        hb = A.T @ sc
-        H = np.block([[H, hb[:, None]], [hb[None, :], np.array([[csum]])]])
-        theta = np.r_[theta, float(bias.detach())]
+        hb = Hwb.reshape(d * k, k).numpy()
+        H = np.block([[H, hb], [hb.T, c.sum(0).numpy()]])
+        theta = np.r_[theta, bias.detach().numpy().reshape(-1)]
     H = H + _prior_terms(problem)(theta)[2] / n
-    for p in named.values():
-        p.grad = None
-    before = loss_fn()
-    before.backward()
+    before = objective()  # where L-BFGS stopped: cached
+    g_before = objective.grad_norm()
     grads = [weight.grad.reshape(-1)] + ([bias.grad.reshape(-1)] if bias is not None else [])
     g = torch.cat(grads).numpy()
-    g_before = np.abs(g).max()
+    objective.clear_grads()
     try:
-        step = -np.linalg.solve(H, g)
+        # softmax: the gradient is orthogonal to the classes' common shift, the Hessian's null
+        # direction; least squares gives the step without it
+        step = (-np.linalg.lstsq(H, g, rcond=None)[0] if k > 1 else -np.linalg.solve(H, g))
     except np.linalg.LinAlgError:
-        return False
+        return None
     saved = [weight.detach().clone()] + ([bias.detach().clone()] if bias is not None else [])
     with torch.no_grad():
-        weight.add_(torch.as_tensor(step[:d]))
+        weight.add_(torch.as_tensor(step[:d * k]).reshape(weight.shape))
         if bias is not None:
-            bias.add_(torch.as_tensor(step[d]))
-    for p in named.values():
-        p.grad = None
-    after = loss_fn()
-    after.backward()
-    g_after = float(torch.cat([weight.grad.reshape(-1)] + (
-        [bias.grad.reshape(-1)] if bias is not None else [])).abs().max())
-    for p in named.values():
-        p.grad = None
-    if not (after < before or (after <= before and g_after < g_before)):
+            bias.add_(torch.as_tensor(step[d * k:]).reshape(bias.shape))
+    after = objective()
+    g_after = objective.grad_norm()
+    objective.clear_grads()
+    # near the optimum a step changes the loss by ~|g|², below the rounding of a sum over the
+    # rows: there the gradient decides
+    level = 1e-14 * max(1.0, abs(float(before)))
+    if not (after < before or (after <= before + level and g_after < g_before)):
         with torch.no_grad():
             weight.copy_(saved[0])
             if bias is not None:
                 bias.copy_(saved[1])
-        return False
-    _profile_scale(problem, guide)
-    return True
+        return None
+    if spec.learns_scale:  # the scale moves to its optimum: the gradient there
+        _profile_scale(problem, guide)
+        g_after = objective.grad_norm()
+        objective.clear_grads()
+    return g_after
 
 
-def _newton_start(problem: _Problem, guide, loss_fn) -> bool:
+def _newton_start(problem: _Problem, guide, objective: _Objective) -> bool:
     """One Newton step on the weights from the intercept-only start (whitened designs).
 
     At the start every row has the same linear predictor η₀, so the data Hessian in the
@@ -332,16 +357,14 @@ def _newton_start(problem: _Problem, guide, loss_fn) -> bool:
         return False
     named = dict(guide.named_parameters())
     weight = named["weight_unconstrained"]
-    for p in named.values():
-        p.grad = None
-    before = loss_fn()
-    before.backward()
+    before = objective()
     g = weight.grad.detach().clone()
-    for p in named.values():
-        p.grad = None
+    objective.clear_grads()
     with torch.no_grad():
         point = guide.median()
-    eta0 = problem.eta(point)[0].detach()  # every row: w = 0
+    # w = 0: every row has the intercept's η; one row gives it
+    eta0 = problem.model_kwargs["mean_fn"](problem.X[:1], point["weight"], point.get("bias"))[0]
+    eta0 = eta0.detach()
     scale = point.get("scale", problem.model_kwargs.get("noise_scale"))
     scale = None if scale is None else torch.as_tensor(scale, dtype=DTYPE)
 
@@ -349,7 +372,12 @@ def _newton_start(problem: _Problem, guide, loss_fn) -> bool:
         shape = problem.y.shape + e.shape
         return spec.family.nll(problem.y, e.expand(shape), scale, spec.df) / len(problem.y)
 
-    h = torch.autograd.functional.hessian(mean_nll, eta0)
+    e = eta0.clone().requires_grad_(True)
+    with torch.enable_grad():
+        (g_e,) = torch.autograd.grad(mean_nll(e), e, create_graph=True)
+        h = (torch.stack([torch.autograd.grad(g_e[a], e, retain_graph=True)[0]
+                          for a in range(g_e.numel())]) if g_e.dim()
+             else torch.autograd.grad(g_e, e)[0])
     if spec.family.multiclass:  # the shift common to the K classes is a null direction
         step = -g @ torch.linalg.pinv(h, hermitian=True)
     else:
@@ -360,10 +388,12 @@ def _newton_start(problem: _Problem, guide, loss_fn) -> bool:
         step = -torch.linalg.solve(H, g)
     with torch.no_grad():
         weight.add_(step)
-        after = loss_fn()
-        if not after < before:
+    after = objective()  # with its gradient: L-BFGS starts from this evaluation
+    objective.clear_grads()
+    if not after < before:
+        with torch.no_grad():
             weight.sub_(step)
-            return False
+        return False
     return True
 
 
@@ -396,6 +426,53 @@ def _flat_grad(params) -> torch.Tensor:
     return torch.cat([p.grad.reshape(-1) for p in params if p.grad is not None])
 
 
+class _Objective:
+    """``loss_fn`` (a scalar tensor of ``params``) evaluated with its gradient, which it leaves
+    in ``p.grad``. The latest evaluation is remembered with its point: asked again there (the
+    Newton start's check is L-BFGS's first evaluation, L-BFGS's last line-search point is
+    where it stops, the polish starts there) it costs nothing."""
+
+    def __init__(self, loss_fn: Callable, params, where: str = "L-BFGS"):
+        self.loss_fn, self.params, self.where = loss_fn, list(params), where
+        self._point, self._loss, self._grads = None, None, None
+
+    def __call__(self) -> torch.Tensor:
+        point = [p.detach().clone() for p in self.params]
+        if self._point is None or not all(map(torch.equal, point, self._point)):
+            for p in self.params:
+                p.grad = None
+            loss = self.loss_fn()
+            _raise_if_bad(loss.detach(), self.where)
+            loss.backward()
+            self._point, self._loss = point, loss.detach()
+            self._grads = [None if p.grad is None else p.grad.clone() for p in self.params]
+        for p, g in zip(self.params, self._grads):
+            p.grad = None if g is None else g.clone()
+        return self._loss
+
+    def grad_norm(self) -> float:
+        """|grad|∞ at the current point."""
+        self()
+        return float(_flat_grad(self.params).abs().max())
+
+    def clear_grads(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+
+def _elbo_loss(problem: "_Problem", model, guide, bar=None) -> Callable:
+    """The delta-guide ELBO per row, ``Trace_ELBO().differentiable_loss / n``: the −log joint
+    at the guide's point (progress: one tick per evaluation)."""
+    elbo, n = Trace_ELBO(), problem.X.shape[0]
+
+    def loss():
+        if bar is not None:
+            bar.update(1)
+        return elbo.differentiable_loss(model, guide, problem.X, problem.y) / n
+
+    return loss
+
+
 def _lbfgs_stage(
     loss_fn, params, tol: float, max_iter: int, ftol: float = 0.0
 ) -> tuple[int, float]:
@@ -414,38 +491,44 @@ def _lbfgs_stage(
         line_search_fn="strong_wolfe",
     )
 
+    objective = loss_fn if isinstance(loss_fn, _Objective) else _Objective(loss_fn, params)
+
     def closure():
         opt.zero_grad()
-        loss = loss_fn()
-        _raise_if_bad(loss.detach(), "L-BFGS")
-        loss.backward()
-        return loss
+        return objective()
 
     opt.step(closure)
     n_iter = opt.state[opt._params[0]].get("n_iter", 0)
-    closure()
-    return int(n_iter), float(_flat_grad(params).abs().max())
+    # the gradient where it stopped (cached unless the line search ended elsewhere)
+    return int(n_iter), objective.grad_norm()
 
 
-def _run_lbfgs(problem, guide, params, tol, max_iter, bar=None):
-    elbo = Trace_ELBO()
-    n = problem.X.shape[0]
-    args = (problem.X, problem.y)
+def _run_lbfgs(problem, guide, params, tol, max_iter, exact: _Objective, bar=None):
+    """L-BFGS on ``exact`` (the ELBO of the exact model), or the smoothing continuation."""
 
     def loss_of(model):
-        def loss():
-            if bar is not None:  # progress: one tick per objective evaluation
-                bar.update(1)
-            return elbo.differentiable_loss(model, guide, *args) / n
-        return loss
+        return _elbo_loss(problem, model, guide, bar)
 
-    exact = loss_of(problem.model())
     if not problem.spec.kinked:
-        n_iter, gnorm = _lbfgs_stage(exact, params, tol, max_iter)
-        if n_iter < max_iter and _newton_polish(problem, guide, exact):
-            n_iter += 1
-            n_iter_g = _lbfgs_stage(exact, params, tol, 0)[1]  # the gradient where it ended
-            gnorm = min(gnorm, n_iter_g)
+        # Least squares in whitened variables has a Hessian of about the identity, so the
+        # gradient tolerance already bounds the parameters' error: L-BFGS alone finishes it.
+        # Otherwise L-BFGS goes to NEWTON_FROM and exact Newton steps (quadratic convergence:
+        # two or three from there) finish, at least one of them.
+        quadratic = problem.spec.family.constant_curvature and problem.pre.whiten is not None
+        n_iter, gnorm = _lbfgs_stage(exact, params, tol if quadratic else max(tol, NEWTON_FROM),
+                                     max_iter)
+        for _ in range(0 if quadratic else NEWTON_STEPS):
+            if n_iter >= max_iter:
+                break
+            polished = _newton_polish(problem, guide, exact)
+            if polished is None:
+                break
+            n_iter, gnorm = n_iter + 1, polished
+            if gnorm <= tol:
+                break
+        if gnorm > tol and n_iter < max_iter:  # Newton could not finish: L-BFGS does
+            more, gnorm = _lbfgs_stage(exact, params, tol, max_iter - n_iter)
+            n_iter += more
         return (n_iter, gnorm) + _stop(n_iter, gnorm, tol, max_iter)
     total, gnorm, certificate = 0, math.inf, None
     shift = _class_shift(problem, guide)
@@ -483,7 +566,8 @@ def _prior_terms(problem: _Problem):
     MultivariateNormal), else independent coordinates (a diagonal Hessian, by autograd)."""
     spec, kw = problem.spec, problem.model_kwargs
     d = problem.X.shape[1]
-    p = d + int(spec.fit_intercept)
+    k = problem.n_outputs if spec.family.multiclass else 1  # θ = (vec w', b'), w' as (d, K)
+    p = (d + int(spec.fit_intercept)) * k
     if not spec.is_map:
         return lambda theta: (0.0, np.zeros(p), np.zeros((p, p)))
     precision = kw.get("prior_precision")
@@ -491,10 +575,11 @@ def _prior_terms(problem: _Problem):
         Pm = np.zeros((p, p))
         Pm[:d, :d] = precision.numpy()
         return lambda theta: (0.5 * theta @ Pm @ theta, Pm @ theta, Pm)
-    tau = kw["prior_scale"].expand(d)
-    penalised = d + int(spec.penalize_intercept)
+    tau = kw["prior_scale"].expand(d)[:, None].expand(d, k).reshape(-1)
+    penalised = (d + int(spec.penalize_intercept)) * k
     if spec.penalize_intercept:
-        tau = torch.cat([tau, torch.as_tensor(kw["intercept_prior_scale"], dtype=DTYPE)[None]])
+        tau_b = torch.as_tensor(kw["intercept_prior_scale"], dtype=DTYPE).expand(k)
+        tau = torch.cat([tau, tau_b])
     prior = spec.prior_spec.distribution(tau, spec.effective_prior_df, 0.0)
 
     def terms(theta: np.ndarray):
@@ -783,6 +868,7 @@ def _polish_active_set(problem, guide, exact, tol, max_iter, n_iter, info):
               "bias": problem.model_kwargs["intercept_prior_scale"]}
     params = list(named.values())
     saved = [p.detach().clone() for p in params]
+    exact = exact.loss_fn  # the masked gradients below must not be remembered as the exact ones
     with torch.no_grad():
         before = float(exact())
     masks, hooks = {}, []
@@ -931,23 +1017,22 @@ def _optimize(problem: _Problem, init: dict, *, optimizer, tol, max_iter, num_st
     """One run from ``init``: optionally a Newton start, the optimiser, then the exact scale.
     ``need_objective`` asks for the final −log joint (to pick the best of several starts)."""
     pyro.clear_param_store()  # two fits never share parameters
-    guide = AutoDelta(problem.model(), init_loc_fn=init_to_value(values=init))
-    guide(problem.X, problem.y)  # creates the guide's parameters
+    model = problem.model()
+    guide = AutoDelta(model, init_loc_fn=init_to_value(values=init))
+    # creates the guide's parameters: their shapes need no data beyond one row
+    guide(problem.X[:1], problem.y[:1])
     params = list(guide.parameters())
-    n = problem.X.shape[0]
+    bar = (_progress(None, progress, f"L-BFGS {problem.spec.label()}", PROGRESS_DELAY)
+           if optimizer == "lbfgs" else None)
+    exact = _Objective(_elbo_loss(problem, model, guide, bar), params)
     with pyro.validation_enabled(False):  # inputs were validated by fit(); skip per-step checks
-        newton = newton and _newton_start(
-            problem, guide,
-            lambda: Trace_ELBO().differentiable_loss(problem.model(), guide, problem.X,
-                                                     problem.y) / n,
-        )
+        newton = newton and _newton_start(problem, guide, exact)
         if newton:
             _profile_scale(problem, guide)
         if optimizer == "lbfgs":
-            bar = _progress(None, progress, f"L-BFGS {problem.spec.label()}", PROGRESS_DELAY)
             try:
                 n_iter, gnorm, converged, info = _run_lbfgs(problem, guide, params, tol,
-                                                            max_iter - int(newton), bar)
+                                                            max_iter - int(newton), exact, bar)
             finally:
                 if bar is not None:
                     bar.close()
@@ -967,6 +1052,15 @@ def _optimize(problem: _Problem, init: dict, *, optimizer, tol, max_iter, num_st
                                                                     problem.X, problem.y))
             point = {k: v.detach().clone() for k, v in guide.median().items()}
     return _Run(point, objective, n_iter, gnorm, converged, info)
+
+
+def _seed(seed: int) -> None:
+    """What ``pyro.set_rng_seed`` seeds (Python, numpy, torch), with torch's CPU generator
+    seeded directly: ``torch.manual_seed`` also queues a seed for each lazily initialised
+    accelerator back end, formatting a stack trace for each, which costs more than a small fit."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.default_generator.manual_seed(seed)
 
 
 def _check_separation(spec: ModelSpec, fit: Fit, X: np.ndarray, y: np.ndarray) -> None:
@@ -1144,7 +1238,7 @@ def fit(
         return fit_hetero(X, y, spec, feature_names=names, optimizer=optimizer,
                           batch_size=batch_size, seed=seed, tol=tol, max_iter=max_iter,
                           num_steps=num_steps, lr=lr, check_every=check_every, progress=progress)
-    pyro.set_rng_seed(seed)
+    _seed(seed)
     pre = Preconditioner.from_data(X, y, spec, stats)
     Xp, yp = pre.data(X, y, spec)
     n_outputs = int(y.max()) + 1 if spec.family.multiclass else 1

@@ -18,7 +18,7 @@ import pyro
 import torch
 from pyro import poutine
 
-from .models import build_model
+from .models import build_model, linear_mean
 from .potential import point_covariance
 from .priors import penalty_mapping
 from .spec import ModelSpec, check_X, feature_names, make_spec
@@ -95,11 +95,15 @@ def evaluate(spec: ModelSpec, X, y, coef, intercept, scale, scale_head=None) -> 
         s = as_tensor(scale if scale is not None else spec.noise_scale)
     # the data were validated on the way in: skip Pyro's per-value support checks
     with torch.no_grad(), pyro.validation_enabled(False):
-        nll = family.nll(y_t, eta, s, spec.df)
         loss = family.loss(y_t, eta, s, spec.df)
         k = np.asarray(coef).shape[1] if family.multiclass else 1
-        model = build_model(spec, X_t.shape[1], k, noise_scale=s)
-        values = {"weight": as_tensor(coef)}
+        w_t = as_tensor(coef)
+
+        def mean_fn(X_, weight, bias):  # η at these weights is computed already (loss)
+            return eta if weight is w_t else linear_mean(X_, weight, bias)
+
+        model = build_model(spec, X_t.shape[1], k, noise_scale=s, mean_fn=mean_fn)
+        values = {"weight": w_t}
         if spec.fit_intercept:
             values["bias"] = as_tensor(intercept)
         if spec.learns_scale:
@@ -108,7 +112,8 @@ def evaluate(spec: ModelSpec, X, y, coef, intercept, scale, scale_head=None) -> 
             values["scale_weight"] = as_tensor(scale_head[0])
             values["scale_bias"] = torch.tensor(float(scale_head[1]), dtype=torch.float64)
         trace = poutine.trace(poutine.condition(model, data=values)).get_trace(X_t, y_t)
-        objective = -trace.log_prob_sum()
+        objective = -trace.log_prob_sum()  # also leaves each site's sum in the trace
+        nll = -trace.nodes["obs"]["log_prob_sum"]  # = family.nll(y, η): the full batch's scale is 1
     return Evaluation(float(nll), float(loss), float(objective))
 
 

@@ -207,8 +207,9 @@ def feature_names(X) -> Optional[tuple[str, ...]]:
     return None if columns is None else tuple(str(c) for c in columns)
 
 
-def check_X(X) -> np.ndarray:
-    """``X`` as a finite 2-d float64 array with at least one row.
+def check_X(X, *, finite: bool = True) -> np.ndarray:
+    """``X`` as a finite 2-d float64 array with at least one row (``finite=False`` leaves the
+    finiteness to the caller, who reads it from the Gram matrix's diagonal).
 
     A DataFrame may hold numbers and booleans; other columns (strings, categories) are named
     in the error, with the one-hot encoding that turns them into numbers.
@@ -228,7 +229,7 @@ def check_X(X) -> np.ndarray:
         raise ValueError(f"X must be 2-d (n_samples, n_features); got shape {X.shape}")
     if X.shape[0] == 0 or X.shape[1] == 0:
         raise ValueError(f"X is empty: shape {X.shape}")
-    if not np.isfinite(X).all():
+    if finite and not np.isfinite(X).all():
         raise ValueError("X contains NaN or inf")
     return X
 
@@ -276,7 +277,8 @@ def check_data(X, y, spec: ModelSpec, *, stats: bool = False):
     Returns float64 ``X`` and the family's target (integer labels for categorical), and with
     ``stats=True`` also the :class:`DesignStats` of X that the checks computed.
     """
-    X = check_X(X)
+    summarise = stats or not spec.is_map
+    X = check_X(X, finite=not summarise)
     _check_label_kind(y, spec)
     y_arr = np.asarray(y)
     if y_arr.ndim != 1:
@@ -299,9 +301,13 @@ def check_data(X, y, spec: ModelSpec, *, stats: bool = False):
             "likelihood is unbounded); pass noise_scale or use other data"
         )
     design = None
-    if stats or not spec.is_map:
-        design = DesignStats.of(X)
-        if not np.isfinite(design.gram).all():
+    if summarise:
+        with np.errstate(invalid="ignore", over="ignore"):  # (judged just below)
+            design = DesignStats.of(X)
+        # diag(XᵀX) = Σ x² is finite iff every x is finite and nothing overflows (|G_ij| is at
+        # most √(G_ii G_jj)): one check instead of a pass over X
+        if not np.isfinite(np.diag(design.gram)).all():
+            check_X(X)  # NaN or inf in X: its own message
             raise ValueError("X has values so large that XᵀX overflows; rescale its columns")
     if not spec.is_map:
         _warn_unidentifiable(X, spec.fit_intercept, design)

@@ -2,12 +2,14 @@
 estimator, in one process, and print the ratio ours / theirs per case.
 
     python scripts/benchmark.py                 # d = 20, n = 1,000 and 100,000
-    python scripts/benchmark.py --n 1000 --repeats 3
+    OMP_NUM_THREADS=1 python scripts/benchmark.py --n 100000 --repeats 10
 
 Both sides solve the same problem to the same accuracy: scikit-learn's iterative solvers run
 with ``tol=1e-10``, and the table shows how far apart the two answers are (max relative
 difference of the weights in their natural unit, |Δw_j|·sd(x_j)/sd(y), and of the class
-probabilities for softmax). Times are medians over ``--repeats`` runs after one warm-up.
+probabilities for softmax). Times are medians over ``--repeats`` runs after one warm-up, the
+two sides interleaved (ours, theirs, ours, …) so that a shared machine's changing load falls
+on both alike. Set ``OMP_NUM_THREADS`` (e.g. 1) to give both the same threads.
 """
 
 from __future__ import annotations
@@ -44,14 +46,17 @@ CASES = [
 ]
 
 
-def _median_time(fn, repeats):
-    fn()  # warm-up: imports, allocator, first-call overheads
-    times = []
+def _median_times(fns, repeats):
+    """Median wall time of each of ``fns``, run in turn ``repeats`` times after one warm-up
+    each, and their last outputs."""
+    outs = [fn() for fn in fns]  # warm-up: imports, allocator, first-call overheads
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)), out
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            outs[i] = fn()
+            times[i].append(time.perf_counter() - start)
+    return [float(np.median(t)) for t in times], outs
 
 
 def _difference(likelihood, ours, theirs, X, y):
@@ -68,11 +73,11 @@ def run(ns, d, repeats, seed=0) -> pd.DataFrame:
         for name, likelihood, kw, make in CASES:
             data = make_synthetic(likelihood, n, d, seed=seed, scale_range=(0.5, 2.0))
             X, y = data.X, data.y
-            reps = repeats if n <= 10_000 else max(1, repeats // 4)
             with warnings.catch_warnings():
                 warnings.simplefilter("error", bayesloss.ConvergenceWarning)
-                t_ours, ours = _median_time(lambda: bayesloss.fit(X, y, likelihood, **kw), reps)
-            t_sk, sk = _median_time(lambda: make(n).fit(X, y), reps)
+                (t_ours, t_sk), (ours, sk) = _median_times(
+                    [lambda: bayesloss.fit(X, y, likelihood, **kw), lambda: make(n).fit(X, y)],
+                    repeats)
             rows.append({
                 "case": name, "n": n, "d": d, "ours_ms": 1e3 * t_ours, "sklearn_ms": 1e3 * t_sk,
                 "ratio": t_ours / t_sk, "iterations": ours.n_iter,
@@ -87,7 +92,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[1_000, 100_000])
     parser.add_argument("--d", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--out", help="also write the table as CSV here")
     args = parser.parse_args(argv)
     table = run(args.n, args.d, args.repeats)
