@@ -59,19 +59,11 @@ def dataset(name: str) -> Dataset:
     return load_dataset(name)
 
 
-# Softmax weights under a heavy-tailed prior: the class shift of each feature is pinned down
-# only by a multimodal prior, and L-BFGS from our starts ends in a local mode ~1e-3 worse (in
-# objective) than the reference's trust-region best-of-starts. A known gap, kept out of the
-# matrix and marked xfail in the tests.
-KNOWN_GAPS = {("categorical", "studentt"), ("categorical", "cauchy")}
-
-
 def synthetic_cases() -> list[Case]:
     """Every family: MLE (scale learned), and MAP under every prior (scale fixed at the truth);
     plus MLE and MAP-normal with the other scale setting for the families that have one, and
     with known per-row scales (:func:`row_scales`) for those that take them;
-    hetero_gaussian (σ(x) learned): MLE and MAP-normal.
-    :data:`KNOWN_GAPS` are left out."""
+    hetero_gaussian (σ(x) learned): MLE and MAP-normal."""
     cases = []
     for name, family in FAMILIES.items():
         data = f"synthetic-{name}"
@@ -80,8 +72,7 @@ def synthetic_cases() -> list[Case]:
             continue
         fixed = {"noise_scale": 1.0} if family.has_scale else {}
         cases.append(Case(data, name, {}))
-        cases += [Case(data, name, {"estimator": "map", "prior": p, **fixed}) for p in PRIORS
-                  if (name, p) not in KNOWN_GAPS]
+        cases += [Case(data, name, {"estimator": "map", "prior": p, **fixed}) for p in PRIORS]
         if family.has_scale:
             cases.append(Case(data, name, {"noise_scale": 1.0}))
             cases.append(Case(data, name, {"estimator": "map", "prior": "normal"}))

@@ -27,8 +27,9 @@ real-valued families), with the prior and the fixed noise scale mapped through t
 change of variables, so the optimum is the user's MLE / MAP exactly; MLE fits also whiten the
 columns (see :class:`Preconditioner`). Results are mapped back to the user's scale.
 
-Non-convex MAP problems (Student-t / Cauchy priors) are started three ways (zero, the MLE, the
-normal-prior MAP) and the best optimum is kept.
+Non-convex MAP problems (Student-t / Cauchy priors) are started four ways (zero, the MLE, the
+normal-prior MAP, and the Student-t(ν = 10)-prior MAP reached from the normal one) and the
+best optimum is kept.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ FINISH_FROM = 1e-1  # smoothing level from which each stage tries the exact fini
 FINISH_FROM_SMOOTH_PRIOR = 1e-3  # with a smooth prior the face shows only at smaller ε
 ZERO_THRESHOLD = 1e-6  # |w| (standardised units) the continuation leaves for an exact zero
 WHITEN_MIN_PIVOT = 1e-7  # whiten only designs with cond(Gram) below ~1e14
+CONTINUATION_DF = 10.0  # heavy-tailed MAP: a start from the Student-t(ν = 10)-prior mode
 NEWTON_FROM = 1e-6  # |grad|∞ from which exact Newton steps finish a smooth fit
 NEWTON_STEPS = 5  # at most, before L-BFGS takes over again
 PROGRESS_DELAY = 1.0  # seconds before an L-BFGS progress bar appears: quick fits stay quiet
@@ -1254,11 +1256,23 @@ def fit(
     best = run(problem, _initial_values(problem, y, pre), newton=optimizer == "lbfgs")
     if multistart:
         # Heavy-tailed priors give several local modes (a weight near 0, or near its data
-        # value): also start from the MLE (when it exists) and the normal-prior MAP, and keep
-        # the best optimum.
-        for start_spec in (replace(spec, estimator="mle"), replace(spec, prior="normal")):
-            first = run(replace(problem, spec=start_spec), _initial_values(problem, y, pre))
+        # value): also start from the MLE (when it exists) and the normal-prior MAP, and from
+        # a continuation in the prior's tail (normal → Student-t with CONTINUATION_DF → the
+        # prior), which follows the normal prior's mode as the tail grows; keep the best.
+        path = [replace(spec, estimator="mle"), replace(spec, prior="normal")]
+        if spec.effective_prior_df < CONTINUATION_DF:
+            path.append(replace(spec, prior="studentt", prior_df=CONTINUATION_DF))
+        normal_point = None
+        for start_spec in path:
+            init = _initial_values(problem, y, pre)
+            if start_spec.prior == "studentt" and start_spec.is_map:
+                if normal_point is None:
+                    continue
+                init = normal_point
+            first = run(replace(problem, spec=start_spec), init)
             if first.converged:
+                if start_spec.is_map and start_spec.prior == "normal":
+                    normal_point = first.point
                 other = run(problem, first.point)
                 other.info["start"] = start_spec.label()
                 other.n_iter += first.n_iter
