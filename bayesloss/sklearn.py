@@ -27,6 +27,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .families import get_family
 from .inference import fit as bayesloss_fit
 from .results import Fit
 
@@ -225,11 +226,11 @@ class LikelihoodClassifier(ClassifierMixin, _LikelihoodModel):
         likelihood = self.likelihood
         if likelihood == "auto":
             likelihood = "bernoulli" if self.classes_.size == 2 else "categorical"
-        elif likelihood == "bernoulli" and self.classes_.size > 2:
+        elif not get_family(likelihood).multiclass and self.classes_.size > 2:
             raise ValueError(f"the bernoulli likelihood has 2 classes; y has "
                              f"{self.classes_.size}: use likelihood='categorical' or 'auto'")
         fit = self._fit_likelihood(X, codes, likelihood)
-        if likelihood == "bernoulli":
+        if not fit.spec.family.multiclass:  # one logit: scikit-learn's (1, d) coef_
             self.coef_ = fit.coef_[None, :]
             self.intercept_ = np.atleast_1d(fit.intercept_)
         else:

@@ -316,14 +316,15 @@ def check_data(X, y, spec: ModelSpec, *, stats: bool = False):
 
 def _check_label_kind(y, spec: ModelSpec) -> None:
     """Labels (strings, pandas categories, booleans) are not numbers: say how to encode them.
-    Booleans are exactly bernoulli's 0/1 (True = 1) and pass there."""
+    Booleans are exactly a two-class family's 0/1 (bernoulli: True = 1) and pass there."""
     dtype = getattr(y, "dtype", None)
     if isinstance(dtype, pd.CategoricalDtype):
         kind = "pandas category"
     else:
         kind = {"b": "boolean", "O": "object", "U": "string", "S": "string"}.get(
             np.asarray(y).dtype.kind)
-        if kind == "boolean" and spec.likelihood == "bernoulli":
+        two_class = spec.family.classifier and not spec.family.multiclass
+        if kind == "boolean" and two_class:
             return
         if kind == "object":  # numbers held as objects are fine; anything else is a label
             try:

@@ -47,6 +47,7 @@ from pyro.infer.autoguide.initialization import init_to_value
 from torch import nn
 
 from .neural import DTYPE, MLPMean, TorchMLP, build_network_model, initial_state
+from .families import get_family
 from .spec import check_data, make_spec
 
 TORCH_EPS = 1e-8  # torch.optim.Adam's default ε
@@ -183,7 +184,7 @@ def torch_equivalence(
         raise ValueError(f"steps must be a positive integer; got {steps}")
     if not (lr > 0 and math.isfinite(lr)):
         raise ValueError(f"lr must be a positive number; got {lr!r}")
-    family_has_scale = likelihood in ("gaussian", "laplace")
+    family_has_scale = get_family(likelihood).has_scale
     spec = make_spec(
         likelihood,
         estimator="mle" if prior_scale is None else "map",
@@ -295,7 +296,7 @@ def equivalence_rows(likelihoods=None, *, steps: int = 200, seed: int = 0) -> pd
                       and np.isfinite(res.torch_trajectory).all())
         rows.append(dict(
             family=lik, estimator="map" if kw else "mle", prior="normal" if kw else "",
-            scale="1" if lik in ("gaussian", "laplace") else "",
+            scale="1" if get_family(lik).has_scale else "",
             data=f"training: pyro SVI vs {res.torch_loss_name}, Adam {steps} steps",
             parameter="max |Δparam|", ours=res.max_abs_diff, reference=0.0,
             abs_err=res.max_abs_diff, rel_err=res.max_abs_diff, tolerance=EQUIVALENCE_TOL,
