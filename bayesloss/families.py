@@ -30,7 +30,7 @@ import pyro.distributions as dist
 import torch
 from scipy.special import expit, logsumexp, ndtri, stdtrit
 
-from .distributions import PoissonLogRate, SmoothLaplace
+from .distributions import NormalSharedScale, PoissonLogRate, SmoothLaplace
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,8 @@ class Family:
         probabilities P for categorical, whose blocks are ``diag(P_i) − P_i P_iᵀ``), for the
         verified references; None for a kinked family (its |r| is handled as kinks).
     constant_curvature:
-        ∂²NLL/∂η² does not depend on η (least squares): a Newton step taken anywhere is exact.
+        ∂²NLL/∂η² is the same for every row, whatever y and η (least squares): one row gives
+        it, and a Newton step taken anywhere is exact.
     scale_power:
         ``k`` where the NLL is ``Σ|r|^k / (k s^k) + n log s + const`` (2 gaussian, 1 laplace):
         then a learned scale has the closed form ``s^k = Σ|r|^k / n``; None otherwise.
@@ -377,7 +378,7 @@ FAMILIES: dict[str, Family] = {
         continuous=True,
         multiclass=False,
         kinked=False,
-        distribution=lambda eta, scale, df, s: dist.Normal(eta, scale),
+        distribution=lambda eta, scale, df, s: NormalSharedScale(eta, scale),
         loss=lambda y, eta, scale, df: ((y - eta) ** 2).sum(),
         nll_from_loss=_gaussian_nll_from_loss,
         predict=_identity,

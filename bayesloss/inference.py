@@ -370,9 +370,11 @@ def _newton_start(problem: _Problem, guide, objective: _Objective) -> bool:
     scale = point.get("scale", problem.model_kwargs.get("noise_scale"))
     scale = None if scale is None else torch.as_tensor(scale, dtype=DTYPE)
 
+    # the rows' mean curvature at η₀; least squares has the same curvature in every row
+    rows = problem.y[:1] if spec.family.constant_curvature else problem.y
+
     def mean_nll(e):
-        shape = problem.y.shape + e.shape
-        return spec.family.nll(problem.y, e.expand(shape), scale, spec.df) / len(problem.y)
+        return spec.family.nll(rows, e.expand(rows.shape + e.shape), scale, spec.df) / len(rows)
 
     e = eta0.clone().requires_grad_(True)
     with torch.enable_grad():
