@@ -258,7 +258,18 @@ def _profile_t(spec: ModelSpec, y: torch.Tensor, eta: torch.Tensor, t: torch.Ten
     return t
 
 
-def _newton_polish(problem: _Problem, guide, objective: _Objective) -> Optional[float]:
+def _same_curvature(spec: ModelSpec) -> bool:
+    """Every row has the same curvature in η whatever y and η: least squares with one σ (known
+    per-row σᵢ weight the rows)."""
+    return spec.family.constant_curvature and not spec.row_scales
+
+
+def _as_objective(loss, guide) -> "_Objective":
+    """``loss`` (a loss function or an :class:`_Objective`) as an :class:`_Objective`."""
+    return loss if isinstance(loss, _Objective) else _Objective(loss, guide.parameters())
+
+
+def _newton_polish(problem: _Problem, guide, objective) -> Optional[float]:
     """One exact Newton step on (w', b') at the end of a smooth fit.
 
     L-BFGS stops on the gradient; where the Hessian has small eigenvalues (a nearly separable
@@ -275,6 +286,7 @@ def _newton_polish(problem: _Problem, guide, objective: _Objective) -> Optional[
     spec, pre = problem.spec, problem.pre
     if spec.kinked:
         return None
+    objective = _as_objective(objective, guide)
     named = dict(guide.named_parameters())
     weight = named["weight_unconstrained"]
     bias = named.get("bias_unconstrained")
@@ -344,7 +356,7 @@ def _newton_polish(problem: _Problem, guide, objective: _Objective) -> Optional[
     return g_after
 
 
-def _newton_start(problem: _Problem, guide, objective: _Objective) -> bool:
+def _newton_start(problem: _Problem, guide, objective) -> bool:
     """One Newton step on the weights from the intercept-only start (whitened designs).
 
     At the start every row has the same linear predictor η₀, so the data Hessian in the
@@ -357,6 +369,7 @@ def _newton_start(problem: _Problem, guide, objective: _Objective) -> bool:
     spec, pre = problem.spec, problem.pre
     if pre.whiten is None or spec.kinked:
         return False
+    objective = _as_objective(objective, guide)
     named = dict(guide.named_parameters())
     weight = named["weight_unconstrained"]
     before = objective()
@@ -371,7 +384,7 @@ def _newton_start(problem: _Problem, guide, objective: _Objective) -> bool:
     scale = None if scale is None else torch.as_tensor(scale, dtype=DTYPE)
 
     # the rows' mean curvature at η₀; least squares has the same curvature in every row
-    rows = problem.y[:1] if spec.family.constant_curvature else problem.y
+    rows = problem.y[:1] if _same_curvature(spec) else problem.y
 
     def mean_nll(e):
         return spec.family.nll(rows, e.expand(rows.shape + e.shape), scale, spec.df) / len(rows)
@@ -518,7 +531,7 @@ def _run_lbfgs(problem, guide, params, tol, max_iter, exact: _Objective, bar=Non
         # gradient tolerance already bounds the parameters' error: L-BFGS alone finishes it.
         # Otherwise L-BFGS goes to NEWTON_FROM and exact Newton steps (quadratic convergence:
         # two or three from there) finish, at least one of them.
-        quadratic = problem.spec.family.constant_curvature and problem.pre.whiten is not None
+        quadratic = _same_curvature(problem.spec) and problem.pre.whiten is not None
         n_iter, gnorm = _lbfgs_stage(exact, params, tol if quadratic else max(tol, NEWTON_FROM),
                                      max_iter)
         for _ in range(0 if quadratic else NEWTON_STEPS):
@@ -872,7 +885,8 @@ def _polish_active_set(problem, guide, exact, tol, max_iter, n_iter, info):
               "bias": problem.model_kwargs["intercept_prior_scale"]}
     params = list(named.values())
     saved = [p.detach().clone() for p in params]
-    exact = exact.loss_fn  # the masked gradients below must not be remembered as the exact ones
+    # the masked gradients below must not be remembered as the exact ones
+    exact = getattr(exact, "loss_fn", exact)
     with torch.no_grad():
         before = float(exact())
     masks, hooks = {}, []
@@ -1023,8 +1037,7 @@ def _optimize(problem: _Problem, init: dict, *, optimizer, tol, max_iter, num_st
     pyro.clear_param_store()  # two fits never share parameters
     model = problem.model()
     guide = AutoDelta(model, init_loc_fn=init_to_value(values=init))
-    # creates the guide's parameters: their shapes need no data beyond one row
-    guide(problem.X[:1], problem.y[:1])
+    guide(problem.X, problem.y)  # creates the guide's parameters
     params = list(guide.parameters())
     bar = (_progress(None, progress, f"L-BFGS {problem.spec.label()}", PROGRESS_DELAY)
            if optimizer == "lbfgs" else None)

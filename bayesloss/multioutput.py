@@ -485,7 +485,7 @@ def _finish(problem: _Problem, guide, n_iter, joint_gnorm, tol, max_iter):
                                                            0, {})
     else:  # the single fit's smooth path from here (a kinked joint run stops short of tol)
         extra = _lbfgs_stage(loss, params, tol, max_iter)[0]
-        extra += int(_newton_polish(problem, guide, loss))
+        extra += int(_newton_polish(problem, guide, loss) is not None)
         gnorm = _full_grad_norm(Trace_ELBO(), problem.model(), guide, params, problem.X,
                                 problem.y)
         converged, info = _stop(n_iter, gnorm, tol, max_iter)
