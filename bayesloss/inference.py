@@ -1037,7 +1037,10 @@ def _optimize(problem: _Problem, init: dict, *, optimizer, tol, max_iter, num_st
     pyro.clear_param_store()  # two fits never share parameters
     model = problem.model()
     guide = AutoDelta(model, init_loc_fn=init_to_value(values=init))
-    guide(problem.X, problem.y)  # creates the guide's parameters
+    # creates the guide's parameters: their shapes need one row of data (all rows when
+    # per-row σᵢ shape the likelihood)
+    rows = slice(None) if problem.spec.row_scales else slice(1)
+    guide(problem.X[rows], problem.y[rows])
     params = list(guide.parameters())
     bar = (_progress(None, progress, f"L-BFGS {problem.spec.label()}", PROGRESS_DELAY)
            if optimizer == "lbfgs" else None)
