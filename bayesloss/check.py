@@ -59,21 +59,6 @@ def dataset(name: str) -> Dataset:
     return load_dataset(name)
 
 
-# Adam on softmax under a heavy-tailed prior reaches the L-BFGS / reference mode (objectives equal
-# to 2e-10, probabilities to 3e-7) but leaves each feature's shift common to the K classes up
-# to 4e-4 off (per-class errors equal within a feature; L-BFGS's exact Newton finish sets it):
-# a known gap, kept out of Adam's matrix (an xfail in the tests).
-ADAM_GAPS = {("categorical", "studentt"), ("categorical", "cauchy")}
-
-
-def for_optimizer(cases: list[Case], optimizer: str) -> list[Case]:
-    """``cases`` without the optimizer's known gaps (:data:`ADAM_GAPS` for Adam)."""
-    if optimizer != "adam":
-        return cases
-    return [c for c in cases if c.model.get("estimator") != "map"
-            or (c.likelihood, c.model.get("prior", "normal")) not in ADAM_GAPS]
-
-
 def synthetic_cases() -> list[Case]:
     """Every family: MLE (scale learned), and MAP under every prior (scale fixed at the truth);
     plus MLE and MAP-normal with the other scale setting for the families that have one, and

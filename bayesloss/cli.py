@@ -104,7 +104,7 @@ def _check_one(args) -> int:
 
 
 def _check(args) -> int:
-    from .check import default_cases, for_optimizer, real_cases, run_check, synthetic_cases
+    from .check import default_cases, real_cases, run_check, synthetic_cases
 
     if args.data is not None and args.data not in MATRICES:
         if not is_table_path(args.data):
@@ -122,7 +122,6 @@ def _check(args) -> int:
     if args.data is None:  # Adam's acceptance matrix is the synthetic one (see --data)
         args.data = "all" if args.optimizer == "lbfgs" else "synthetic"
     cases = {"all": default_cases, "synthetic": synthetic_cases, "real": real_cases}[args.data]()
-    cases = for_optimizer(cases, args.optimizer)
     if args.family:
         cases = [c for c in cases if c.likelihood in args.family]
     rows, summary = run_check(

@@ -842,11 +842,14 @@ def _class_shift(problem, guide):
     """For softmax weights, a shift common to the K classes of one feature leaves the
     likelihood unchanged, so only the prior pins it down: through a kink (laplace), or with
     almost no curvature when the prior is wide, poorly for a gradient method. Return a step
-    that sets each feature's shift to its exact optimum, the median (laplace) or the mean
-    (normal) of its K weights; it can only lower the objective."""
+    that sets each feature's shift to its optimum: the median (laplace) or the mean (normal) of
+    its K weights, or for a Student-t / Cauchy prior the local minimum of the prior along the
+    shift (:func:`_student_shift`); it can only lower the objective."""
     spec = problem.spec
     named = dict(guide.named_parameters())
-    if not (spec.family.multiclass and spec.is_map and spec.prior in ("laplace", "normal")
+    heavy = spec.is_map and not spec.prior_spec.log_concave
+    if not (spec.family.multiclass and spec.is_map
+            and (spec.prior in ("laplace", "normal") or heavy)
             and "weight_unconstrained" in named):  # (a network mean has no such weight)
         return lambda: None
     weight = named["weight_unconstrained"]
@@ -855,10 +858,47 @@ def _class_shift(problem, guide):
         with torch.no_grad():
             if spec.prior == "laplace":
                 weight.sub_(weight.median(dim=1, keepdim=True).values)
+            elif heavy:
+                tau = problem.model_kwargs["prior_scale"].expand(weight.shape[0])
+                weight.sub_(_student_shift(weight, tau, spec.effective_prior_df)[:, None])
             else:
                 weight.sub_(weight.mean(dim=1, keepdim=True))
 
     return shift
+
+
+def _student_shift(w: torch.Tensor, tau: torch.Tensor, nu: float) -> torch.Tensor:
+    r"""Per row j of ``w`` (d × K), the shift s_j that minimises the Student-t(ν, τ_j) prior of
+    the shifted weights, :math:`f(s) = Σ_k \log(1 + (w_{jk} − s)²/(ν τ_j²))`, locally from s = 0.
+
+    f is not convex (a term is concave where |w − s| > √ν τ), so this is Newton where f'' > 0
+    and a gradient step otherwise, each step halved until f does not increase (none taken if
+    30 halvings do not get there): f(s) ≤ f(0), and it stops where the step no longer moves s.
+    """
+    c = nu * tau[:, None] ** 2
+
+    def f(s):
+        return torch.log1p((w - s[:, None]) ** 2 / c).sum(1)
+
+    s = torch.zeros(w.shape[0], dtype=w.dtype)
+    for _ in range(100):
+        r = w - s[:, None]
+        q = c + r * r
+        g = (-2 * r / q).sum(1)
+        h = (2 * (c - r * r) / q**2).sum(1)
+        step = torch.where(h > 0, -g / h.clamp(min=torch.finfo(w.dtype).tiny), -g * c[:, 0] / 2)
+        f0, t = f(s), torch.ones_like(s)
+        for _ in range(30):
+            ok = f(s + t * step) <= f0
+            if ok.all():
+                break
+            t = torch.where(ok, t, t / 2)
+        t = torch.where(f(s + t * step) <= f0, t, torch.zeros_like(t))
+        moved = (t * step).abs().max()
+        s = s + t * step
+        if moved <= 4 * torch.finfo(w.dtype).eps * (1.0 + float(s.abs().max())):
+            break
+    return s
 
 
 def _stop(n_iter, gnorm, tol, max_iter):
