@@ -67,6 +67,9 @@ FINISH_FROM = 1e-1  # smoothing level from which each stage tries the exact fini
 FINISH_FROM_SMOOTH_PRIOR = 1e-3  # with a smooth prior the face shows only at smaller ε
 ZERO_THRESHOLD = 1e-6  # |w| (standardised units) the continuation leaves for an exact zero
 WHITEN_MIN_PIVOT = 1e-7  # whiten only designs with cond(Gram) below ~1e14
+# centre X in the intercept (no copy of X) while every column's |mean| ≤ this × its spread:
+# η' = X v + (b' − m·v) then rounds at most ~(1 + 10)·eps, one digit of sixteen
+MAX_FOLDED_OFFSET = 10.0
 CONTINUATION_DF = 10.0  # heavy-tailed MAP: a start from the Student-t(ν = 10)-prior mode
 NEWTON_FROM = 1e-6  # |grad|∞ from which exact Newton steps finish a smooth fit
 NEWTON_STEPS = 5  # at most, before L-BFGS takes over again
@@ -93,8 +96,10 @@ class Preconditioner:
 
     The scaling and whitening live in the parameterisation, not in the data: the model's mean
     is ``η' = (X − m)(A w') + b'`` with ``A = diag(1/s) U`` (:meth:`mean_fn`), so an
-    evaluation costs n·d and no whitened copy of X (n·d² to make) exists; only the centring
-    is applied to the data.
+    evaluation costs n·d and no whitened copy of X (n·d² to make) exists. The centring goes
+    into the intercept, ``η' = X v + (b' − m·v)``, unless a column's mean dwarfs its spread
+    (more than :data:`MAX_FOLDED_OFFSET` times: Longley's year, wine's proline), where that
+    difference would cancel digits away and the data are centred instead (``centred_data``).
     """
 
     x_mean: np.ndarray
@@ -103,6 +108,7 @@ class Preconditioner:
     y_scale: float
     whiten: Optional[np.ndarray] = None
     data_curvature: float = 1.0
+    centred_data: bool = False
 
     @classmethod
     def from_data(cls, X: np.ndarray, y: np.ndarray, spec: ModelSpec,
@@ -114,10 +120,17 @@ class Preconditioner:
         x_mean = stats.mean if centre else np.zeros(X.shape[1])
         x_scale = np.sqrt(stats.centred_gram().diagonal() if centre else stats.mean_square())
         x_scale = np.where(x_scale > 0, x_scale, 1.0)
+        centred_data = bool(np.any(np.abs(x_mean) > MAX_FOLDED_OFFSET * x_scale))
         y_mean, y_scale = 0.0, 1.0
         if spec.family.continuous:
             y_mean = float(y.mean()) if centre else 0.0
-            y_scale = float(np.sqrt(((y - y_mean) ** 2).mean())) or 1.0
+            if spec.noise_scale is not None and not spec.family.kinked:
+                # a fixed σ is the unit: the data term's curvature is then ~1 per row whatever
+                # σ, and so is what ``tol`` means. (In units of sd(y) it would be (sd/σ)², and
+                # the gradient's rounding floor, ~eps·(sd/σ)², reaches 1e-9 near σ = sd/1000.)
+                y_scale = float(np.mean(np.asarray(spec.noise_scale) ** -2.0) ** -0.5)
+            else:
+                y_scale = float(np.sqrt(((y - y_mean) ** 2).mean())) or 1.0
         # per-row curvature of the data term and of the prior, in standardised units
         data_curv = (float(np.mean((y_scale / np.asarray(spec.noise_scale)) ** 2))
                      if spec.noise_scale is not None else 1.0)  # per-row σᵢ: the mean
@@ -139,10 +152,10 @@ class Preconditioner:
                 L = None
             if L is not None and np.diag(L).min() >= WHITEN_MIN_PIVOT * np.diag(L).max():
                 U = scipy.linalg.solve_triangular(L, np.eye(X.shape[1]), lower=True).T
-                return cls(x_mean, x_scale, y_mean, y_scale, U, data_curv)
+                return cls(x_mean, x_scale, y_mean, y_scale, U, data_curv, centred_data)
         # Jacobi: scale each column by the square root of its Hessian diagonal
         x_scale = x_scale * np.sqrt(1.0 + prior_curv / data_curv)
-        return cls(x_mean, x_scale, y_mean, y_scale, None, data_curv)
+        return cls(x_mean, x_scale, y_mean, y_scale, None, data_curv, centred_data)
 
     @property
     def matrix(self) -> np.ndarray:
@@ -151,25 +164,32 @@ class Preconditioner:
 
     def mean_fn(self) -> Callable:
         """The linear mean in the preconditioned parameters, ``η' = (X − m)(A w') + b'``, on
-        the centred design of :meth:`data`."""
+        the design of :meth:`data` (the centring in the intercept unless it is in the data)."""
         A = torch.as_tensor(self.matrix, dtype=DTYPE)
+        shift = None if self.centred_data or not self.x_mean.any() else torch.as_tensor(
+            self.x_mean)
 
         def mean(X, weight, bias):
             w = A @ weight if A.dim() == 2 else (A[:, None] if weight.dim() == 2 else A) * weight
+            if shift is not None:  # centring needs an intercept: bias is there
+                bias = bias - shift @ w
             return linear_mean(X, w, bias)
 
         return mean
 
     def data(self, X: np.ndarray, y: np.ndarray, spec: ModelSpec):
-        """The centred design ``X − m`` (n·d work; the scaling and whitening, n·d² if applied
-        to X, live in :meth:`mean_fn`) and the standardised target. Centring the data rather
-        than the parameters keeps η free of the cancellation ``X v − m·v`` where a column's
-        mean dwarfs its spread (wine's proline, Longley's year)."""
-        Xt = as_tensor(X)
-        if self.x_mean.any():  # (torch's broadcast subtraction is ~2× numpy's for a short row)
-            Xt = Xt - torch.as_tensor(self.x_mean)
+        """The design (centred, ``X − m``, only where :attr:`centred_data`: a copy of X that
+        otherwise costs as much as an evaluation; the scaling and whitening, n·d² if applied to
+        X, live in :meth:`mean_fn`) and the standardised target."""
         yp = (y - self.y_mean) / self.y_scale if spec.family.continuous else y
-        return Xt, as_tensor(yp)
+        Xt = as_tensor(X)
+        return self.centre(Xt) if self.centred_data else Xt, as_tensor(yp)
+
+    def centre(self, X: torch.Tensor) -> torch.Tensor:
+        """``X − m`` (``X`` itself where there is no centring)."""
+        if not self.x_mean.any():
+            return X
+        return X - torch.as_tensor(self.x_mean)  # torch's broadcast: ~2× numpy's for a short row
 
     def model_kwargs(self, spec: ModelSpec) -> dict:
         """The prior (per-column scales, or a precision matrix when whitened), the fixed
@@ -215,6 +235,13 @@ class _Problem:
     def eta(self, point: dict) -> torch.Tensor:
         """The linear predictor at a point of the guide (preconditioned units)."""
         return self.model_kwargs["mean_fn"](self.X, point["weight"], point.get("bias"))
+
+    @functools.cached_property
+    def design(self) -> torch.Tensor:
+        """The centred design ``X − m`` (of the preconditioned variables: ``η' = design · A w'
+        + b'``), for the solvers that read the design itself; copied on first use where the
+        centring is in the intercept."""
+        return self.X if self.pre.centred_data else self.pre.centre(self.X)
 
 
 def _profile_scale(problem: _Problem, guide) -> None:
@@ -290,7 +317,7 @@ def _newton_polish(problem: _Problem, guide, objective) -> Optional[float]:
     named = dict(guide.named_parameters())
     weight = named["weight_unconstrained"]
     bias = named.get("bias_unconstrained")
-    X = problem.X
+    X = problem.design
     n, d = X.shape
     k = problem.n_outputs if spec.family.multiclass else 1
     A = torch.as_tensor(pre.matrix if pre.matrix.ndim == 2 else np.diag(pre.matrix))
@@ -310,7 +337,7 @@ def _newton_polish(problem: _Problem, guide, objective) -> Optional[float]:
     Hwb = torch.zeros(d, k, k, dtype=DTYPE)
     for a in range(k):
         for b in range(a, k):
-            G = A.T @ (X.T @ (X * c[:, a, b, None])) @ A  # the design is centred already
+            G = A.T @ (X.T @ (X * c[:, a, b, None])) @ A
             s = A.T @ (X.T @ c[:, a, b])
             Hw[:, a, :, b], Hw[:, b, :, a] = G, G
             Hwb[:, a, b], Hwb[:, b, a] = s, s
@@ -528,21 +555,21 @@ def _run_lbfgs(problem, guide, params, tol, max_iter, exact: _Objective, bar=Non
 
     if not problem.spec.kinked:
         # Least squares in whitened variables has a Hessian of about the identity, so the
-        # gradient tolerance already bounds the parameters' error: L-BFGS alone finishes it.
+        # gradient tolerance already bounds the parameters' error: L-BFGS alone finishes it,
+        # unless its line search stalls where the loss no longer resolves a step's decrease
+        # (residuals of many σ: a loss of ~1e9 per row rounds at ~1e-7), and Newton does.
         # Otherwise L-BFGS goes to NEWTON_FROM and exact Newton steps (quadratic convergence:
         # two or three from there) finish, at least one of them.
         quadratic = _same_curvature(problem.spec) and problem.pre.whiten is not None
         n_iter, gnorm = _lbfgs_stage(exact, params, tol if quadratic else max(tol, NEWTON_FROM),
                                      max_iter)
-        for _ in range(0 if quadratic else NEWTON_STEPS):
-            if n_iter >= max_iter:
+        for step in range(NEWTON_STEPS):
+            if n_iter >= max_iter or (gnorm <= tol and (quadratic or step > 0)):
                 break
             polished = _newton_polish(problem, guide, exact)
             if polished is None:
                 break
             n_iter, gnorm = n_iter + 1, polished
-            if gnorm <= tol:
-                break
         if gnorm > tol and n_iter < max_iter:  # Newton could not finish: L-BFGS does
             more, gnorm = _lbfgs_stage(exact, params, tol, max_iter - n_iter)
             n_iter += more
@@ -646,7 +673,7 @@ def _kink_finish(problem: _Problem, guide, eps: float, tol: float, budget: int) 
 
     spec, pre = problem.spec, problem.pre
     named = dict(guide.named_parameters())
-    Xn, y = problem.X.numpy(), problem.y.numpy()
+    Xn, y = problem.design.numpy(), problem.y.numpy()
     n, d = Xn.shape
     A = pre.matrix if pre.matrix.ndim == 2 else np.diag(pre.matrix)
     has_b = spec.fit_intercept
@@ -659,7 +686,7 @@ def _kink_finish(problem: _Problem, guide, eps: float, tol: float, budget: int) 
         np.arange(0, dtype=int)
     prior = _prior_terms(problem)
 
-    def design(idx):  # rows of the preconditioned design [(x − m)ᵀA, 1] (X is centred)
+    def design(idx):  # rows of the preconditioned design [(x − m)ᵀA, 1]
         R = Xn[idx] @ A
         return np.c_[R, np.ones(len(idx))] if has_b else R
 

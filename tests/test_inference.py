@@ -108,6 +108,30 @@ def test_laplace_converged_means_optimal(lad, kw):
         assert warned
 
 
+@pytest.mark.filterwarnings("error::bayesloss.ConvergenceWarning")
+@pytest.mark.parametrize("offset", [0.0, 8.0, 1e3])  # column means in spreads: 1e3 is copied
+@pytest.mark.parametrize("sigma_over_sd", [1e-5, 1e-3, 1.0, 1e3])
+@pytest.mark.parametrize("estimator", ["mle", "map"])
+def test_fixed_scale_fits_converge_whatever_sigma_and_offsets(estimator, sigma_over_sd,
+                                                              offset):
+    """A fixed σ far below sd(y) once left the gradient's rounding floor above tol (the
+    curvature is (sd/σ)² per row in units of sd(y)); offsets are centred in the intercept or,
+    large, in a copy of X. Against LAPACK: lstsq (MLE) or ridge with λ = σ²/τ² (MAP)."""
+    rng = np.random.default_rng(7)
+    n, d = 400, 4
+    X = offset * np.array([1.0, -2.0, 0.5, 3.0]) + rng.standard_normal((n, d)) * [1, 3, 0.2, 7]
+    y = X @ rng.standard_normal(d) + 5.0 + rng.standard_normal(n)
+    sigma = sigma_over_sd * y.std()
+    kw = {"estimator": "map", "prior_scale": 0.3} if estimator == "map" else {}
+    fit = bayesloss.fit(X, y, "gaussian", noise_scale=sigma, **kw)
+    Xc = X - X.mean(axis=0)
+    lam = (sigma / 0.3) ** 2 if estimator == "map" else 0.0
+    coef = np.linalg.solve(Xc.T @ Xc + lam * np.eye(d), Xc.T @ (y - y.mean()))
+    assert fit.converged and fit.grad_norm <= 1e-9
+    np.testing.assert_allclose(fit.coef_, coef, rtol=1e-8, atol=1e-10 * np.abs(coef).max())
+    np.testing.assert_allclose(fit.intercept_, y.mean() - X.mean(axis=0) @ coef, rtol=1e-8)
+
+
 def test_prior_given_to_an_mle_fit_warns():
     d = make_synthetic("gaussian", 100, 3, seed=3)
     with pytest.warns(PriorWarning, match="prior_scale= given to an MLE fit"):
