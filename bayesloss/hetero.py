@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +37,7 @@ from pyro.infer.autoguide.initialization import init_to_value
 
 from .models import build_model
 from .results import Fit
-from .spec import ConvergenceWarning, ModelSpec
+from .spec import ModelSpec
 
 DTYPE = torch.float64
 NEWTON_STEPS = 5  # after L-BFGS the Newton steps converge quadratically: 1-2 are used
@@ -145,50 +144,47 @@ def _newton_finish(problem: _HeteroProblem, point: dict, max_steps: int):
             float(g.abs().max()), steps)
 
 
-def fit_hetero(X: np.ndarray, y: np.ndarray, spec: ModelSpec, *, feature_names, optimizer,
-               batch_size, seed, tol, max_iter, num_steps, lr, check_every, progress) -> Fit:
+def fit_hetero(X: np.ndarray, y: np.ndarray, spec: ModelSpec, solver, *,
+               feature_names) -> Fit:
     """MLE / MAP of hetero_gaussian with linear heads; :func:`bayesloss.fit` calls it with
-    validated inputs (see the module docstring for the method)."""
+    validated inputs and a resolved :class:`~bayesloss.inference.Solver` (see the module
+    docstring for the method)."""
     from .inference import _lbfgs_stage, _run_adam, _stop
+
+    tol, max_iter, lbfgs = solver.tol, solver.max_iter, solver.optimizer == "lbfgs"
 
     std = _Standardised.of(X, y, spec)
     Z = torch.as_tensor((X - std.x_mean) / std.x_scale)
     t = torch.as_tensor((y - std.y_mean) / std.y_scale)
     problem = _HeteroProblem(spec, Z, t, std)
-    pyro.set_rng_seed(seed)
+    pyro.set_rng_seed(solver.seed)
     start = time.perf_counter()
     n = Z.shape[0]
     with pyro.get_param_store().scope(), pyro.validation_enabled(False):
         guide = AutoDelta(problem.model(), init_loc_fn=init_to_value(values=_start(problem)))
         guide(Z, t)
         params = list(guide.parameters())
-        if optimizer == "lbfgs":
+        if lbfgs:
             model = problem.model()
             n_iter, gnorm = _lbfgs_stage(
                 lambda: Trace_ELBO().differentiable_loss(model, guide, Z, t) / n, params, tol,
                 max_iter)
             info = {}
         else:
-            n_iter, gnorm, converged, info = _run_adam(problem, guide, params, tol,
-                                                       num_steps, lr, batch_size, check_every,
-                                                       progress)
+            n_iter, gnorm, converged, info = _run_adam(problem, guide, params, solver)
         with torch.no_grad():
             point = {k: v.detach().clone() for k, v in guide.median().items()}
-    if optimizer == "lbfgs":
+    if lbfgs:
         point, gnorm, newton = _newton_finish(problem, point, NEWTON_STEPS)
         converged, stop = _stop(n_iter, gnorm, tol, max_iter)
         info.update(stop, newton_steps=newton)
         n_iter += newton
     info["seconds"] = time.perf_counter() - start
     coef, intercept, head = std.to_user({k: v.numpy() for k, v in point.items()})
-    method = ("pyro AutoDelta + torch L-BFGS (strong Wolfe) + Newton, two linear heads"
-              if optimizer == "lbfgs" else "pyro SVI + ClippedAdam, two linear heads"
-              + (f" (batch {batch_size})" if batch_size else ""))
+    method = solver.method(" + Newton, two linear heads" if lbfgs else ", two linear heads")
     result = Fit.build(spec, X, y, coef, intercept, None, scale_head=head,
                        converged=bool(converged), n_iter=int(n_iter), grad_norm=float(gnorm),
-                       method=method, seed=seed, info=info, feature_names=feature_names)
+                       method=method, seed=solver.seed, info=info, feature_names=feature_names)
     if not converged:
-        warnings.warn(f"{spec.label()} fit with {optimizer} stopped after {n_iter} iterations "
-                      f"before its criterion (tol={tol:g}) held: |grad|∞ = {gnorm:.2e}",
-                      ConvergenceWarning, stacklevel=3)
+        solver.warn_unconverged(spec.label(), n_iter, f"|grad|∞ = {gnorm:.2e}", stacklevel=3)
     return result

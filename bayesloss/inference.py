@@ -76,8 +76,72 @@ NEWTON_STEPS = 5  # at most, before L-BFGS takes over again
 PROGRESS_DELAY = 1.0  # seconds before an L-BFGS progress bar appears: quick fits stay quiet
 
 
+DEFAULT_LR = 0.02
+DEFAULT_CHECK_EVERY = 100
+
+
 class DivergenceError(RuntimeError):
     """The objective became NaN or infinite during a fit."""
+
+
+@dataclass(frozen=True)
+class Solver:
+    """How a fit runs: :func:`fit`'s optimiser keywords, in one place for every kind of fit
+    (linear, network, heteroscedastic, several outputs). None is "the default for this fit",
+    which :meth:`resolve` sets from the model and the data."""
+
+    optimizer: str = "lbfgs"
+    batch_size: Optional[int] = None
+    seed: int = 0
+    tol: Optional[float] = None
+    max_iter: Optional[int] = None
+    num_steps: Optional[int] = None
+    lr: float = DEFAULT_LR
+    check_every: int = DEFAULT_CHECK_EVERY
+    progress: bool = False
+
+    def resolve(self, n_rows: int, kinked: bool,
+                default_max_iter: Optional[int] = None) -> "Solver":
+        """Checked, with the defaults filled in: ``tol`` 1e-9 for L-BFGS, 1e-7 for full-batch
+        Adam, 5e-3 with minibatches (noisy gradients aim at ~1e-2); ``max_iter``
+        ``default_max_iter``, else 5,000 for kinked objectives (their smoothing stages, pivots
+        and Newton steps all count) and 1,000 otherwise; ``num_steps`` 5,000 for kinked or
+        minibatch fits, which run their whole (shorter) schedule, else 20,000."""
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; valid names are "
+                             f"{list(OPTIMIZERS)}")
+        batch_size = self.batch_size
+        if batch_size is not None:
+            if self.optimizer != "adam":
+                raise ValueError("batch_size (minibatches) needs optimizer='adam'")
+            if not 1 <= int(batch_size) <= n_rows:
+                raise ValueError(f"batch_size must be in 1..{n_rows}; got {batch_size}")
+            batch_size = int(batch_size)
+        tol = self.tol
+        if tol is None:
+            tol = 1e-9 if self.optimizer == "lbfgs" else 5e-3 if batch_size else 1e-7
+        max_iter = self.max_iter
+        if max_iter is None:
+            max_iter = default_max_iter or (5000 if kinked else 1000)
+        num_steps = self.num_steps
+        if num_steps is None:
+            num_steps = 5000 if kinked or batch_size else 20000
+        return replace(self, batch_size=batch_size, tol=float(tol), max_iter=int(max_iter),
+                       num_steps=int(num_steps))
+
+    def method(self, detail: str = "") -> str:
+        """The method line of a fit's summary (``detail``: what is fitted, e.g. the network)."""
+        if self.optimizer == "lbfgs":
+            return "pyro AutoDelta + torch L-BFGS (strong Wolfe)" + detail
+        return ("pyro SVI + ClippedAdam" + detail
+                + (f" (batch {self.batch_size})" if self.batch_size else ""))
+
+    def warn_unconverged(self, what: str, n_iter: int, reached: str, stacklevel: int) -> None:
+        """Warn (:class:`~bayesloss.spec.ConvergenceWarning`) that a fit stopped before its
+        criterion: ``reached`` says where it stood."""
+        warnings.warn(f"{what} fit with {self.optimizer} stopped after {n_iter} iterations "
+                      f"before its criterion (tol={self.tol:g}) held: {reached}",
+                      ConvergenceWarning, stacklevel=stacklevel + 1)
 
 
 @dataclass(frozen=True)
@@ -1006,8 +1070,9 @@ def _full_grad_norm(elbo, model, guide, params, X, y) -> float:
     return g
 
 
-def _run_adam(problem, guide, params, tol, num_steps, lr, batch_size, check_every, progress):
-    """SVI with ClippedAdam, the learning rate decaying geometrically over ``num_steps``.
+def _run_adam(problem, guide, params, solver: Solver):
+    """SVI with ClippedAdam (``solver``'s ``lr``, ``num_steps``, ``batch_size``, ``tol``,
+    ``check_every``, ``progress``), the learning rate decaying geometrically over ``num_steps``.
 
     Full-batch smooth objectives stop once the full-data gradient ∞-norm is ≤ ``tol``. At a
     kink no gradient gets small, and minibatch gradients are noisy: either way the iterate
@@ -1018,6 +1083,8 @@ def _run_adam(problem, guide, params, tol, num_steps, lr, batch_size, check_ever
     gradient ∞-norm ends ≤ ``tol``.
     """
     spec = problem.spec
+    tol, num_steps, lr, batch_size = solver.tol, solver.num_steps, solver.lr, solver.batch_size
+    check_every = solver.check_every
     model = problem.model()
     # Kinks and minibatch noise both keep the iterate within about one learning rate of the
     # optimum: those runs take their whole schedule, decaying further.
@@ -1033,7 +1100,7 @@ def _run_adam(problem, guide, params, tol, num_steps, lr, batch_size, check_ever
     svi = SVI(model, guide, optim, Trace_ELBO())
     elbo = Trace_ELBO()
     X, y = problem.X, problem.y
-    bar = _progress(num_steps, progress, f"adam {spec.label()}")
+    bar = _progress(num_steps, solver.progress, f"adam {spec.label()}")
     shift = _class_shift(problem, guide)
     exact_prev, rel_change, gnorm, step = None, math.inf, math.inf, 0
     for step in range(1, num_steps + 1):
@@ -1097,8 +1164,8 @@ class _Run:
     info: dict
 
 
-def _optimize(problem: _Problem, init: dict, *, optimizer, tol, max_iter, num_steps, lr,
-              batch_size, check_every, progress, newton=False, need_objective=False) -> _Run:
+def _optimize(problem: _Problem, init: dict, solver: Solver, newton=False,
+              need_objective=False) -> _Run:
     """One run from ``init``: optionally a Newton start, the optimiser, then the exact scale.
     ``need_objective`` asks for the final −log joint (to pick the best of several starts)."""
     pyro.clear_param_store()  # two fits never share parameters
@@ -1109,24 +1176,23 @@ def _optimize(problem: _Problem, init: dict, *, optimizer, tol, max_iter, num_st
     rows = slice(None) if problem.spec.row_scales else slice(1)
     guide(problem.X[rows], problem.y[rows])
     params = list(guide.parameters())
-    bar = (_progress(None, progress, f"L-BFGS {problem.spec.label()}", PROGRESS_DELAY)
-           if optimizer == "lbfgs" else None)
+    lbfgs = solver.optimizer == "lbfgs"
+    bar = (_progress(None, solver.progress, f"L-BFGS {problem.spec.label()}", PROGRESS_DELAY)
+           if lbfgs else None)
     exact = _Objective(_elbo_loss(problem, model, guide, bar), params)
     with pyro.validation_enabled(False):  # inputs were validated by fit(); skip per-step checks
         newton = newton and _newton_start(problem, guide, exact)
         if newton:
             _profile_scale(problem, guide)
-        if optimizer == "lbfgs":
+        if lbfgs:
             try:
-                n_iter, gnorm, converged, info = _run_lbfgs(problem, guide, params, tol,
-                                                            max_iter - int(newton), exact, bar)
+                n_iter, gnorm, converged, info = _run_lbfgs(
+                    problem, guide, params, solver.tol, solver.max_iter - int(newton), exact, bar)
             finally:
                 if bar is not None:
                     bar.close()
         else:
-            n_iter, gnorm, converged, info = _run_adam(
-                problem, guide, params, tol, num_steps, lr, batch_size, check_every, progress
-            )
+            n_iter, gnorm, converged, info = _run_adam(problem, guide, params, solver)
         if newton:  # the Newton step counts as an iteration
             n_iter += 1
             info["newton_start"] = True
@@ -1203,8 +1269,8 @@ def fit(
     tol: Optional[float] = None,
     max_iter: Optional[int] = None,
     num_steps: Optional[int] = None,
-    lr: float = 0.02,
-    check_every: int = 100,
+    lr: float = DEFAULT_LR,
+    check_every: int = DEFAULT_CHECK_EVERY,
     progress: bool = False,
     mean: str = "linear",
     hidden=(32, 32),
@@ -1276,69 +1342,41 @@ def fit(
         \hat\theta_{\text{MLE}} = \arg\min_\theta -\log p(y\mid X,\theta),\qquad
         \hat\theta_{\text{MAP}} = \arg\min_\theta -\log p(y\mid X,\theta) - \log p(\theta)
     """
+    solver = Solver(optimizer, batch_size, seed, tol, max_iter, num_steps, lr, check_every,
+                    progress)
+    given = prior_keywords(prior, prior_scale, prior_df)
+    model = dict(estimator=estimator, noise_scale=noise_scale, df=df,
+                 fit_intercept=fit_intercept, penalize_intercept=penalize_intercept)
+    if mean not in ("linear", "mlp"):
+        raise ValueError(f"unknown mean {mean!r}; valid names are ['linear', 'mlp']")
     if isinstance(likelihood, (list, tuple)):  # several outputs: one joint model, own module
         from .multioutput import fit_multioutput
 
-        keywords = {k: v for k, v in locals().items() if k not in ("X", "y", "likelihood")}
-        return fit_multioutput(X, y, likelihood, **keywords)
-    if mean != "linear":  # other mean functions live in their own module
+        return fit_multioutput(X, y, likelihood, model, given, solver, mean=mean,
+                               hidden=hidden, activation=activation)
+    spec = make_spec(likelihood, **model, **given)
+    warn_prior_off(given, spec, stacklevel=3)
+    if mean == "mlp":  # other mean functions live in their own module
         from .neural import fit_network
 
-        if mean != "mlp":
-            raise ValueError(f"unknown mean {mean!r}; valid names are ['linear', 'mlp']")
-        return fit_network(
-            X, y, likelihood, hidden=hidden, activation=activation, estimator=estimator,
-            prior="normal" if prior is None else prior,
-            prior_scale=1.0 if prior_scale is None else prior_scale, noise_scale=noise_scale, df=df,
-            prior_df=3.0 if prior_df is None else prior_df, fit_intercept=fit_intercept,
-            penalize_intercept=penalize_intercept, optimizer=optimizer, batch_size=batch_size,
-            seed=seed, tol=tol, max_iter=1000 if max_iter is None else max_iter,
-            num_steps=num_steps, lr=lr, check_every=check_every, progress=progress,
-        )
-    given = prior_keywords(prior, prior_scale, prior_df)
-    spec = make_spec(
-        likelihood, estimator=estimator, noise_scale=noise_scale, df=df,
-        fit_intercept=fit_intercept, penalize_intercept=penalize_intercept, **given,
-    )
-    warn_prior_off(given, spec, stacklevel=3)
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; valid names are {list(OPTIMIZERS)}")
+        return fit_network(X, y, spec, solver, hidden=hidden, activation=activation)
     names = feature_names(X)  # a DataFrame's columns label the weights
     X, y, stats = check_data(X, y, spec, stats=True)
-    if batch_size is not None:
-        if optimizer != "adam":
-            raise ValueError("batch_size (minibatches) needs optimizer='adam'")
-        if not 1 <= int(batch_size) <= X.shape[0]:
-            raise ValueError(f"batch_size must be in 1..{X.shape[0]}; got {batch_size}")
-        batch_size = int(batch_size)
-    if tol is None:  # minibatch gradients are noisy: those fits aim at ~1e-2, not 1e-7
-        tol = 1e-9 if optimizer == "lbfgs" else 5e-3 if batch_size else 1e-7
-    tol = float(tol)
-    if max_iter is None:
-        max_iter = 5000 if spec.kinked else 1000
-    if num_steps is None:  # kinked or minibatch fits run their whole (shorter) schedule
-        num_steps = 5000 if spec.kinked or batch_size else 20000
-
+    solver = solver.resolve(X.shape[0], spec.kinked)
     if spec.family.scale_head:  # σ(x) a second head: its own small path
         from .hetero import fit_hetero
 
-        return fit_hetero(X, y, spec, feature_names=names, optimizer=optimizer,
-                          batch_size=batch_size, seed=seed, tol=tol, max_iter=max_iter,
-                          num_steps=num_steps, lr=lr, check_every=check_every, progress=progress)
-    _seed(seed)
+        return fit_hetero(X, y, spec, solver, feature_names=names)
+    _seed(solver.seed)
     pre = Preconditioner.from_data(X, y, spec, stats)
     Xp, yp = pre.data(X, y, spec)
     n_outputs = int(y.max()) + 1 if spec.family.multiclass else 1
     problem = _Problem(spec, Xp, yp, n_outputs, pre.model_kwargs(spec), pre)
     multistart = spec.is_map and not spec.prior_spec.log_concave
-    run = functools.partial(
-        _optimize, optimizer=optimizer, tol=tol, max_iter=max_iter, num_steps=num_steps, lr=lr,
-        batch_size=batch_size, check_every=check_every, progress=progress,
-        need_objective=multistart,
-    )
+    run = functools.partial(_optimize, solver=solver, need_objective=multistart)
     start = time.perf_counter()
     # the Newton start is a full-batch step: L-BFGS's; Adam starts where the user's SVI would
-    best = run(problem, _initial_values(problem, y, pre), newton=optimizer == "lbfgs")
+    best = run(problem, _initial_values(problem, y, pre), newton=solver.optimizer == "lbfgs")
     if multistart:
         # Heavy-tailed priors give several local modes (a weight near 0, or near its data
         # value): also start from the MLE (when it exists) and the normal-prior MAP, and from
@@ -1364,17 +1402,16 @@ def fit(
                 best = min(best, other, key=lambda r: r.objective)
     info, n_iter, gnorm = best.info, best.n_iter, best.grad_norm
     info["seconds"] = time.perf_counter() - start
-    method = ("pyro AutoDelta + torch L-BFGS (strong Wolfe)" if optimizer == "lbfgs" else
-              "pyro SVI + ClippedAdam" + (f" (batch {batch_size})" if batch_size else ""))
     point = {k: v.numpy() for k, v in best.point.items()}
     coef, intercept, scale = pre.to_user(point["weight"], point.get("bias"), point.get("scale"))
     result = Fit.build(
         spec, X, y, coef, intercept, scale, converged=bool(best.converged), n_iter=n_iter,
-        grad_norm=gnorm, method=method, seed=seed, info=info, feature_names=names,
+        grad_norm=gnorm, method=solver.method(), seed=solver.seed, info=info,
+        feature_names=names,
     )
     _check_separation(spec, result, X, y)
     if not best.converged:
-        if spec.kinked and optimizer == "lbfgs":
+        if spec.kinked and solver.optimizer == "lbfgs":
             reached = ("no optimality certificate (0 ∈ ∂F with multipliers in [−1, 1]); "
                        f"|grad|∞ of the last smoothing stage {gnorm:.2e}")
         elif spec.kinked:
@@ -1382,12 +1419,7 @@ def fit(
                        f"{info['objective_rel_change']:.1e}")
         else:
             reached = f"|grad|∞ = {gnorm:.2e}"
-        warnings.warn(
-            f"{spec.label()} fit with {optimizer} stopped after {n_iter} iterations before its "
-            f"criterion (tol={tol:g}) held: {reached}"
-            + ("; the classes may be separable, in which case the MLE does not exist"
-               if spec.family.classifier and not spec.is_map else ""),
-            ConvergenceWarning,
-            stacklevel=2,
-        )
+        if spec.family.classifier and not spec.is_map:
+            reached += "; the classes may be separable, in which case the MLE does not exist"
+        solver.warn_unconverged(spec.label(), n_iter, reached, stacklevel=2)
     return result

@@ -51,7 +51,7 @@ from .inference import (
     FINISH_FROM, FINISH_FROM_SMOOTH_PRIOR, SMOOTHING_SCHEDULE, STAGE_ITER,
     Preconditioner, _Problem, _check_separation, _class_shift,
     _full_grad_norm, _initial_values, _kink_finish, _lbfgs_stage, _newton_polish, _newton_start,
-    _polish_active_set, _profile_scale, _stop, prior_keywords, warn_prior_off,
+    Solver, _polish_active_set, _profile_scale, _stop, warn_prior_off,
 )
 from .models import build_model
 from .neural import (
@@ -275,57 +275,42 @@ def _columns(X, Y, likelihoods, noise_scale):
 # --- fitting ----------------------------------------------------------------------------------
 
 
-def fit_multioutput(
-    X,
-    Y,
-    likelihoods,
-    *,
-    estimator: str = "mle",
-    prior: Optional[str] = None,
-    prior_scale: Optional[float] = None,
-    noise_scale=None,
-    df: float = 4.0,
-    prior_df: Optional[float] = None,
-    fit_intercept: bool = True,
-    penalize_intercept: bool = False,
-    optimizer: str = "lbfgs",
-    batch_size: Optional[int] = None,
-    seed: int = 0,
-    tol: Optional[float] = None,
-    max_iter: Optional[int] = None,
-    mean: str = "linear",
-    hidden=(32, 32),
-    activation: str = "tanh",
-    **unused,
-) -> MultiFit:
+def fit_multioutput(X, Y, likelihoods, model: dict, given: dict, solver, *,
+                    mean: str = "linear", hidden=(32, 32), activation: str = "tanh") -> MultiFit:
     r""":func:`bayesloss.fit` with a list of likelihoods, one per column of ``Y``.
 
     ``Y`` is (n, m) (an array or a DataFrame, whose column names label the outputs; a
-    categorical column holds labels 0..K-1); ``noise_scale`` is one value for every output or
-    a list with one per output (None: learned, and for families without a scale). Estimator,
-    prior and the other keywords are shared, as in :func:`bayesloss.fit`. The fit is full-batch
-    L-BFGS (``optimizer="lbfgs"``, no ``batch_size``); ``max_iter`` (default 1,000; 5,000 when
-    an output is kinked) is the joint budget, and again each linear head's exact finish's.
-    Linear heads support the log-concave priors (normal, laplace): a Student-t / Cauchy prior
-    needs the single fits' several starts per output. ``lr``, ``num_steps``, ``check_every``
-    and ``progress`` are Adam's / the single fits' and are not used here (``**unused``).
+    categorical column holds labels 0..K-1); ``noise_scale`` (in ``model``, the
+    :func:`~bayesloss.spec.make_spec` keywords, with the prior keywords the caller ``given``)
+    is one value for every output or a list with one per output (None: learned, and for
+    families without a scale). Estimator, prior and the other keywords are shared, as in
+    :func:`bayesloss.fit`. The fit is full-batch L-BFGS (``solver``: its
+    :class:`~bayesloss.inference.Solver`, with ``optimizer="lbfgs"``, no ``batch_size``, and
+    Adam's ``lr``, ``num_steps``, ``check_every`` and ``progress`` left at their defaults);
+    ``max_iter`` (default 1,000; 5,000 when an output is kinked) is the joint budget, and again
+    each linear head's exact finish's. Linear heads support the log-concave priors (normal,
+    laplace): a Student-t / Cauchy prior needs the single fits' several starts per output.
 
     .. math:: \hat\theta = \arg\min_\theta \sum_k -\log p(y_{\cdot k}\mid X,\theta)
               \;[-\ \log p(\theta)]
     """
-    if mean not in ("linear", "mlp"):
-        raise ValueError(f"unknown mean {mean!r}; valid names are ['linear', 'mlp']")
-    if optimizer != "lbfgs" or batch_size is not None:
-        raise ValueError("several outputs are fitted by full-batch L-BFGS: use "
-                         f"optimizer='lbfgs' and no batch_size (got {optimizer!r}, {batch_size})")
+    if solver.optimizer != "lbfgs" or solver.batch_size is not None:
+        raise ValueError("several outputs are fitted by full-batch L-BFGS: use optimizer="
+                         f"'lbfgs' and no batch_size (got {solver.optimizer!r}, "
+                         f"{solver.batch_size})")
+    adam_only = [f"{k}={getattr(solver, k)!r}" for k in ("lr", "num_steps", "check_every",
+                                                         "progress")
+                 if getattr(solver, k) != getattr(Solver(), k)]
+    if adam_only:
+        raise ValueError(f"{', '.join(adam_only)}: Adam's / a single fit's settings, which a "
+                         "joint L-BFGS fit of several outputs does not use; leave them out")
+    model = dict(model)
+    noise_scale = model.pop("noise_scale")
     columns, labels, scales = _columns(X, Y, likelihoods, noise_scale)
-    given = prior_keywords(prior, prior_scale, prior_df)
     specs = []
     for label, likelihood, scale in zip(labels, likelihoods, scales):
         try:
-            specs.append(make_spec(likelihood, estimator=estimator, noise_scale=scale, df=df,
-                                   fit_intercept=fit_intercept,
-                                   penalize_intercept=penalize_intercept, **given))
+            specs.append(make_spec(likelihood, noise_scale=scale, **model, **given))
         except ValueError as err:
             raise ValueError(f"output {label!r}: {err}") from None
     warn_prior_off(given, specs[0], stacklevel=4)
@@ -341,7 +326,7 @@ def fit_multioutput(
     if mean == "mlp":
         hidden = check_hidden(hidden)
         check_activation(activation)
-        if not fit_intercept:
+        if not specs[0].fit_intercept:
             raise ValueError("mean='mlp' has a bias in every layer; fit_intercept=False is for "
                              "linear means")
     names = feature_names(X)
@@ -354,9 +339,8 @@ def fit_multioutput(
         ys.append(y)
         stats.append(design)
     X = X_checked
-    tol = 1e-9 if tol is None else float(tol)
-    if max_iter is None:
-        max_iter = 5000 if mean == "linear" and any(s.kinked for s in specs) else 1000
+    solver = solver.resolve(X.shape[0], mean == "linear" and any(s.kinked for s in specs))
+    tol, max_iter, seed = solver.tol, solver.max_iter, solver.seed
 
     pyro.set_rng_seed(seed)
     start = time.perf_counter()

@@ -40,8 +40,7 @@ from torch import nn
 
 from .models import _all_rows, _flat
 from .results import Fit
-from .spec import (ConvergenceWarning, IdentifiabilityWarning, ModelSpec, check_data, check_X,
-                   make_spec)
+from .spec import IdentifiabilityWarning, ModelSpec, check_data, check_X
 
 ACTIVATIONS: dict[str, Callable] = {
     "tanh": torch.tanh,
@@ -345,32 +344,10 @@ def evaluate_network(spec: ModelSpec, network: MLPMean, X, y, params: dict, scal
     return Evaluation(float(nll), float(loss), float(objective))
 
 
-def fit_network(
-    X,
-    y,
-    likelihood: str,
-    *,
-    hidden=(32, 32),
-    activation: str = "tanh",
-    estimator: str = "mle",
-    prior: str = "normal",
-    prior_scale: float = 1.0,
-    noise_scale: Optional[float] = None,
-    df: float = 4.0,
-    prior_df: float = 3.0,
-    fit_intercept: bool = True,
-    penalize_intercept: bool = False,
-    optimizer: str = "lbfgs",
-    batch_size: Optional[int] = None,
-    seed: int = 0,
-    tol: Optional[float] = None,
-    max_iter: int = 1000,
-    num_steps: Optional[int] = None,
-    lr: float = 0.02,
-    check_every: int = 100,
-    progress: bool = False,
-) -> NetworkFit:
-    r"""MLE / MAP of ``likelihood`` with an MLP mean; :func:`bayesloss.fit` with ``mean="mlp"``.
+def fit_network(X, y, spec: ModelSpec, solver, *, hidden=(32, 32),
+                activation: str = "tanh") -> NetworkFit:
+    r"""MLE / MAP of ``spec`` with an MLP mean; :func:`bayesloss.fit` with ``mean="mlp"``
+    (``solver``: its :class:`~bayesloss.inference.Solver`).
 
     .. math::
 
@@ -382,38 +359,24 @@ def fit_network(
     are used as given: standardise them as for any network. The objective is not convex;
     the optimum reached is a local one, and another seed may find another. Optimisers,
     tolerances and warnings as in :func:`bayesloss.fit` (the biases carry no prior unless
-    ``penalize_intercept``).
+    ``penalize_intercept``; ``max_iter`` defaults to 1,000 whatever the likelihood).
     """
-    from .inference import OPTIMIZERS, _run_adam
+    from .inference import _run_adam
 
     hidden = check_hidden(hidden)
     check_activation(activation)
-    if not fit_intercept:
+    if not spec.fit_intercept:
         raise ValueError("mean='mlp' has a bias in every layer; fit_intercept=False is for "
                          "linear means")
-    spec = make_spec(
-        likelihood, estimator=estimator, prior=prior, prior_scale=prior_scale,
-        noise_scale=noise_scale, df=df, prior_df=prior_df, fit_intercept=True,
-        penalize_intercept=penalize_intercept,
-    )
     if spec.row_scales:
         raise ValueError("per-row noise_scale (known σᵢ) is for mean='linear'; a network mean "
                          "takes one number or a learned scale")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; valid names are {list(OPTIMIZERS)}")
     with warnings.catch_warnings():  # a network's MLE is never unique (its units permute)
         warnings.simplefilter("ignore", IdentifiabilityWarning)
         X, y = check_data(X, y, spec)
-    if batch_size is not None:
-        if optimizer != "adam":
-            raise ValueError("batch_size (minibatches) needs optimizer='adam'")
-        if not 1 <= int(batch_size) <= X.shape[0]:
-            raise ValueError(f"batch_size must be in 1..{X.shape[0]}; got {batch_size}")
-        batch_size = int(batch_size)
-    if tol is None:
-        tol = 1e-9 if optimizer == "lbfgs" else 5e-3 if batch_size else 1e-7
-    if num_steps is None:
-        num_steps = 5000 if spec.kinked or batch_size else 20000
+    # a network's kinked fit has no exact finish to spend a longer budget on
+    solver = solver.resolve(X.shape[0], spec.kinked, default_max_iter=1000)
+    seed = solver.seed
     n_out = int(y.max()) + 1 if spec.family.multiclass else 1
     network = MLPMean(X.shape[1], hidden, n_out, activation)
     scale_network = None
@@ -436,22 +399,18 @@ def fit_network(
         guide = AutoDelta(problem.model(), init_loc_fn=init_to_value(values=init))
         guide(X_t, y_t)
         params = list(guide.parameters())
-        if optimizer == "lbfgs":
-            n_iter, gnorm, converged, info = _run_lbfgs(problem, guide, params, float(tol),
-                                                        max_iter)
+        if solver.optimizer == "lbfgs":
+            n_iter, gnorm, converged, info = _run_lbfgs(problem, guide, params, solver.tol,
+                                                        solver.max_iter)
         else:
-            n_iter, gnorm, converged, info = _run_adam(
-                problem, guide, params, float(tol), num_steps, lr, batch_size, check_every,
-                progress)
+            n_iter, gnorm, converged, info = _run_adam(problem, guide, params, solver)
         with torch.no_grad():
             point = {k: v.detach().numpy().copy() for k, v in guide.median().items()}
     info["seconds"] = time.perf_counter() - start
     scale = float(point["scale"]) if spec.learns_scale else spec.noise_scale
     ev = evaluate_network(spec, network, X, y, {k: v for k, v in point.items()
                                                 if k != "scale"}, scale, scale_network)
-    method = (f"pyro AutoDelta + torch L-BFGS (strong Wolfe), MLP {hidden} {activation}"
-              if optimizer == "lbfgs" else f"pyro SVI + ClippedAdam, MLP {hidden} {activation}"
-              + (f" (batch {batch_size})" if batch_size else ""))
+    method = solver.method(f", MLP {hidden} {activation}")
     result = NetworkFit(
         spec=spec, params_=point, scale_=scale if spec.family.has_scale else None,
         converged=bool(converged), n_iter=int(n_iter), grad_norm=float(gnorm), nll=ev.nll,
@@ -459,9 +418,6 @@ def fit_network(
         info=info, hidden=hidden, activation=activation, n_outputs=n_out,
     )
     if not converged:
-        warnings.warn(
-            f"{spec.label()} MLP fit with {optimizer} stopped after {n_iter} iterations before "
-            f"its criterion (tol={tol:g}) held: |grad|∞ = {gnorm:.2e}",
-            ConvergenceWarning, stacklevel=3,
-        )
+        solver.warn_unconverged(f"{spec.label()} MLP", n_iter, f"|grad|∞ = {gnorm:.2e}",
+                                stacklevel=3)
     return result

@@ -144,6 +144,14 @@ def test_prior_given_to_an_mle_fit_warns():
         bayesloss.fit(d.X, d.y, "gaussian")
 
 
+@pytest.mark.filterwarnings("ignore::bayesloss.ConvergenceWarning")  # 5 iterations
+def test_prior_given_to_a_network_mle_warns():
+    d = make_synthetic("gaussian", 60, 2, seed=4)
+    with pytest.warns(PriorWarning, match="prior_scale= given to an MLE fit"):
+        bayesloss.fit(d.X, d.y, "gaussian", mean="mlp", hidden=(3,), prior_scale=2.0,
+                      max_iter=5)
+
+
 @pytest.mark.filterwarnings("error")
 def test_read_only_inputs_fit_without_torch_warnings():
     """statsmodels' cpunish and pandas columns (copy-on-write) arrive as read-only arrays."""

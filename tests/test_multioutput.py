@@ -253,6 +253,10 @@ def test_one_output_in_a_list_is_the_single_fit():
     (["gaussian", "poisson"], 2, {"noise_scale": [1.0, 2.0]}, "output 'y1'.*no noise scale"),
     (["gaussian", "hetero_gaussian"], 2, {}, "not available as one of several outputs"),
     (["gaussian", "bernoulli"], 2, {"optimizer": "adam"}, "full-batch L-BFGS"),
+    (["gaussian", "bernoulli"], 2, {"lr": 0.1}, "lr=0.1: Adam's"),
+    (["gaussian", "bernoulli"], 2, {"num_steps": 50, "progress": True},
+     "num_steps=50, progress=True: Adam's / a single fit's settings"),
+    (["gaussian", "bernoulli"], 2, {"mean": "rnn"}, "unknown mean 'rnn'"),
     (["gaussian", "bernoulli"], 2, {"estimator": "map", "prior": "cauchy"}, "log-concave"),
     (["gaussian", "bernoulli"], 2, {"mean": "mlp", "hidden": (0,)}, "positive ints"),
 ])
