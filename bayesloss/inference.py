@@ -1308,8 +1308,10 @@ def fit(
         Minibatch size for ``"adam"`` (None: full batch).
     tol:
         Gradient ∞-norm of the per-row objective on the full data (default 1e-9 for L-BFGS,
-        1e-7 for full-batch Adam, 5e-3 with minibatches). L-BFGS on a Laplace likelihood
-        counts as converged only with an optimality certificate whose stationarity residual
+        1e-7 for full-batch Adam, 5e-3 with minibatches), in the fit's standardised units
+        (columns of unit spread; a real target in units of a smooth likelihood's fixed σ,
+        else of its standard deviation), where the curvature per row is about 1. L-BFGS on a
+        Laplace likelihood counts as converged only with an optimality certificate whose stationarity residual
         (per row) is ≤ min(``tol``, 1e-9) (see ``info``; ``tol`` also floors the smoothing
         stages' gradient tolerance); with Adam, kinked objectives are judged on the
         relative change of the exact objective over the last check window.
