@@ -176,9 +176,13 @@ class Preconditioner:
 
     @classmethod
     def from_data(cls, X: np.ndarray, y: np.ndarray, spec: ModelSpec,
-                  stats: Optional[DesignStats] = None) -> "Preconditioner":
+                  stats: Optional[DesignStats] = None, sigma_unit: bool = True
+                  ) -> "Preconditioner":
         """``stats`` (column means and Gram matrix from :func:`~bayesloss.spec.check_data`)
-        saves the passes over X that they would otherwise cost."""
+        saves the passes over X that they would otherwise cost. ``sigma_unit``: a smooth
+        likelihood's fixed σ is the target's unit (L-BFGS); else its standard deviation is
+        (Adam, whose steps have an absolute size, lr: there the weights must be O(1), and in
+        units of σ ≪ sd(y) they are ~sd/σ)."""
         stats = DesignStats.of(X) if stats is None else stats
         centre = spec.fit_intercept and not spec.penalize_intercept
         x_mean = stats.mean if centre else np.zeros(X.shape[1])
@@ -188,7 +192,7 @@ class Preconditioner:
         y_mean, y_scale = 0.0, 1.0
         if spec.family.continuous:
             y_mean = float(y.mean()) if centre else 0.0
-            if spec.noise_scale is not None and not spec.family.kinked:
+            if sigma_unit and spec.noise_scale is not None and not spec.family.kinked:
                 # a fixed σ is the unit: the data term's curvature is then ~1 per row whatever
                 # σ, and so is what ``tol`` means. (In units of sd(y) it would be (sd/σ)², and
                 # the gradient's rounding floor, ~eps·(sd/σ)², reaches 1e-9 near σ = sd/1000.)
@@ -1370,7 +1374,7 @@ def fit(
 
         return fit_hetero(X, y, spec, solver, feature_names=names)
     _seed(solver.seed)
-    pre = Preconditioner.from_data(X, y, spec, stats)
+    pre = Preconditioner.from_data(X, y, spec, stats, sigma_unit=solver.optimizer == "lbfgs")
     Xp, yp = pre.data(X, y, spec)
     n_outputs = int(y.max()) + 1 if spec.family.multiclass else 1
     problem = _Problem(spec, Xp, yp, n_outputs, pre.model_kwargs(spec), pre)

@@ -132,6 +132,20 @@ def test_fixed_scale_fits_converge_whatever_sigma_and_offsets(estimator, sigma_o
     np.testing.assert_allclose(fit.intercept_, y.mean() - X.mean(axis=0) @ coef, rtol=1e-8)
 
 
+@pytest.mark.filterwarnings("error::bayesloss.ConvergenceWarning")
+@pytest.mark.parametrize("sigma_over_sd", [1e-2, 1.0, 1e2])
+def test_full_batch_adam_with_a_fixed_scale_far_from_sd(sigma_over_sd):
+    """Adam's steps have an absolute size (lr): its weights stay O(1) in units of sd(y),
+    whatever the fixed σ (in units of σ = sd/100 they would be ~100 and out of its reach)."""
+    d = make_synthetic("gaussian", 500, 4, seed=13, scale_range=(0.1, 10.0))
+    sigma = sigma_over_sd * d.y.std()
+    fit = bayesloss.fit(d.X, d.y, "gaussian", noise_scale=sigma, optimizer="adam")
+    lstsq = np.linalg.lstsq(np.c_[d.X, np.ones(len(d.y))], d.y, rcond=None)[0]
+    unit = d.y.std() / d.X.std(axis=0)  # a weight's natural scale
+    assert fit.converged
+    assert np.max(np.abs(fit.coef_ - lstsq[:-1]) / unit) <= 1e-4
+
+
 def test_prior_given_to_an_mle_fit_warns():
     d = make_synthetic("gaussian", 100, 3, seed=3)
     with pytest.warns(PriorWarning, match="prior_scale= given to an MLE fit"):
