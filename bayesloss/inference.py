@@ -74,10 +74,8 @@ CONTINUATION_DF = 10.0  # heavy-tailed MAP: a start from the Student-t(ν = 10)-
 NEWTON_FROM = 1e-6  # |grad|∞ from which exact Newton steps finish a smooth fit
 NEWTON_STEPS = 5  # at most, before L-BFGS takes over again
 PROGRESS_DELAY = 1.0  # seconds before an L-BFGS progress bar appears: quick fits stay quiet
-
-
-DEFAULT_LR = 0.02
-DEFAULT_CHECK_EVERY = 100
+DEFAULT_LR = 0.02  # Adam's initial learning rate
+DEFAULT_CHECK_EVERY = 100  # Adam's steps between full-data gradient checks
 
 
 class DivergenceError(RuntimeError):
@@ -1315,10 +1313,10 @@ def fit(
         1e-7 for full-batch Adam, 5e-3 with minibatches), in the fit's standardised units
         (columns of unit spread; a real target in units of a smooth likelihood's fixed σ,
         else of its standard deviation), where the curvature per row is about 1. L-BFGS on a
-        Laplace likelihood counts as converged only with an optimality certificate whose stationarity residual
-        (per row) is ≤ min(``tol``, 1e-9) (see ``info``; ``tol`` also floors the smoothing
-        stages' gradient tolerance); with Adam, kinked objectives are judged on the
-        relative change of the exact objective over the last check window.
+        Laplace likelihood counts as converged only with an optimality certificate whose
+        stationarity residual (per row) is ≤ min(``tol``, 1e-9) (see ``info``; ``tol`` also
+        floors the smoothing stages' gradient tolerance); with Adam, kinked objectives are
+        judged on the relative change of the exact objective over the last check window.
     max_iter, num_steps, lr, check_every:
         L-BFGS iterations, the whole budget (default 1,000; 5,000 for kinked objectives, whose
         smoothing stages, simplex pivots and Newton steps all count); Adam's step budget (default 20,000; 5,000 for kinked objectives or

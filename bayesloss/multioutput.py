@@ -55,8 +55,8 @@ from .inference import (
 )
 from .models import build_model
 from .neural import (
-    DTYPE, MLPMean, NetworkFit, _run_lbfgs, build_network_model, check_activation,
-    check_hidden, evaluate_network, initial_state, network_prior,
+    DTYPE, NETWORK_MAX_ITER, MLPMean, NetworkFit, _run_lbfgs, build_network_model,
+    check_network, evaluate_network, initial_state, network_prior,
 )
 from .results import Fit, Report, Table, as_tensor
 from .spec import ConvergenceWarning, IdentifiabilityWarning, check_data, feature_names, make_spec
@@ -324,11 +324,7 @@ def fit_multioutput(X, Y, likelihoods, model: dict, given: dict, solver, *,
                          "from several points per output, which a joint fit does not; fit "
                          "the outputs one by one, or use mean='mlp'")
     if mean == "mlp":
-        hidden = check_hidden(hidden)
-        check_activation(activation)
-        if not specs[0].fit_intercept:
-            raise ValueError("mean='mlp' has a bias in every layer; fit_intercept=False is for "
-                             "linear means")
+        hidden = check_network(hidden, activation, specs[0])
     names = feature_names(X)
     ys, stats = [], []
     for k, (spec, column) in enumerate(zip(specs, columns)):
@@ -339,7 +335,8 @@ def fit_multioutput(X, Y, likelihoods, model: dict, given: dict, solver, *,
         ys.append(y)
         stats.append(design)
     X = X_checked
-    solver = solver.resolve(X.shape[0], mean == "linear" and any(s.kinked for s in specs))
+    solver = solver.resolve(X.shape[0], any(s.kinked for s in specs),
+                            default_max_iter=NETWORK_MAX_ITER if mean == "mlp" else None)
     tol, max_iter, seed = solver.tol, solver.max_iter, solver.seed
 
     pyro.set_rng_seed(seed)

@@ -69,6 +69,20 @@ def check_hidden(hidden) -> tuple[int, ...]:
     return tuple(widths)
 
 
+NETWORK_MAX_ITER = 1000  # kinked too: a network's fit has no exact finish to spend more on
+
+
+def check_network(hidden, activation: str, spec: ModelSpec) -> tuple[int, ...]:
+    """Validate a network mean's keywords for ``spec`` (one output's, or several's: they share
+    ``fit_intercept``); returns ``hidden`` as a tuple."""
+    hidden = check_hidden(hidden)
+    check_activation(activation)
+    if not spec.fit_intercept:
+        raise ValueError("mean='mlp' has a bias in every layer; fit_intercept=False is for "
+                         "linear means")
+    return hidden
+
+
 def check_activation(activation: str) -> Callable:
     """The activation function called ``activation``; a ValueError lists the valid names."""
     try:
@@ -363,19 +377,14 @@ def fit_network(X, y, spec: ModelSpec, solver, *, hidden=(32, 32),
     """
     from .inference import _run_adam
 
-    hidden = check_hidden(hidden)
-    check_activation(activation)
-    if not spec.fit_intercept:
-        raise ValueError("mean='mlp' has a bias in every layer; fit_intercept=False is for "
-                         "linear means")
+    hidden = check_network(hidden, activation, spec)
     if spec.row_scales:
         raise ValueError("per-row noise_scale (known σᵢ) is for mean='linear'; a network mean "
                          "takes one number or a learned scale")
     with warnings.catch_warnings():  # a network's MLE is never unique (its units permute)
         warnings.simplefilter("ignore", IdentifiabilityWarning)
         X, y = check_data(X, y, spec)
-    # a network's kinked fit has no exact finish to spend a longer budget on
-    solver = solver.resolve(X.shape[0], spec.kinked, default_max_iter=1000)
+    solver = solver.resolve(X.shape[0], spec.kinked, default_max_iter=NETWORK_MAX_ITER)
     seed = solver.seed
     n_out = int(y.max()) + 1 if spec.family.multiclass else 1
     network = MLPMean(X.shape[1], hidden, n_out, activation)
