@@ -1254,9 +1254,10 @@ def warn_prior_off(given: dict, spec: ModelSpec, stacklevel: int) -> None:
 
 def fit(
     X,
-    y,
-    likelihood: str,
+    y=None,
+    likelihood: Optional[str] = None,
     *,
+    data=None,
     estimator: str = "mle",
     prior: Optional[str] = None,
     prior_scale: Optional[float] = None,
@@ -1284,7 +1285,10 @@ def fit(
     ----------
     X, y:
         Design (n, d) and target (n,): real values, 0/1 (bernoulli), labels 0..K-1
-        (categorical) or counts (poisson).
+        (categorical) or counts (poisson). Or a formula in ``X``'s place, ``"y ~ x1 + C(g)"``,
+        with ``data=`` its frame and no ``y`` (see :mod:`bayesloss.formula`): the weights
+        take statsmodels' formula names, the formula's intercept is the fit's, and the fit
+        predicts on new frames through it.
     likelihood:
         ``gaussian``, ``laplace``, ``bernoulli``, ``categorical``, ``poisson``, ``studentt``,
         ``hetero_gaussian`` (log σ(x) = x·a + c a second linear head, see
@@ -1292,6 +1296,8 @@ def fit(
         per column of ``y`` (n, m): one joint model whose NLL is the sum of the outputs'
         (``noise_scale`` may then be a list, one per output), returning a
         :class:`~bayesloss.multioutput.MultiFit` (see :mod:`bayesloss.multioutput`).
+    data:
+        The DataFrame of a formula's columns (with a formula in ``X``'s place only).
     estimator:
         ``"mle"`` masks the prior off; ``"map"`` turns it on.
     prior, prior_scale, prior_df:
@@ -1346,6 +1352,10 @@ def fit(
         \hat\theta_{\text{MLE}} = \arg\min_\theta -\log p(y\mid X,\theta),\qquad
         \hat\theta_{\text{MAP}} = \arg\min_\theta -\log p(y\mid X,\theta) - \log p(\theta)
     """
+    if isinstance(X, str) or data is not None or y is None or likelihood is None:
+        from .formula import call_with_formula  # a formula on a frame (or arguments missing)
+
+        return call_with_formula(fit, locals())
     solver = Solver(optimizer, batch_size, seed, tol, max_iter, num_steps, lr, check_every,
                     progress)
     given = prior_keywords(prior, prior_scale, prior_df)

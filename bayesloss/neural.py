@@ -267,7 +267,7 @@ class NetworkFit(Fit):
             return self.network("scale_")(torch.as_tensor(X), params).numpy()
 
     def _checked(self, X) -> np.ndarray:
-        X = check_X(X)
+        X = check_X(self._design(X))
         n_in = self.params_["layers.0.weight"].shape[1]
         if X.shape[1] != n_in:
             raise ValueError(f"X has {X.shape[1]} columns; the network takes {n_in}")

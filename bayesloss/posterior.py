@@ -196,7 +196,8 @@ def _lookup(values: Optional[dict], parameter: str, features: dict):
     value = np.asarray(values[name])
     if not index:
         return float(value)
-    parts = [i.strip() for i in index.rstrip("]").split(",")]
+    # split from the right: a feature name may hold brackets and commas (C(g)[T.b])
+    parts = index[:-1].rsplit(", ", value.ndim - 1)
     if name == "weight":
         parts[0] = features[parts[0]]
     return float(value[tuple(int(i) for i in parts)])
@@ -311,9 +312,10 @@ def _run_nuts(whitened: _Whitened, size: int, *, chains, warmup, draws, seed, ta
 
 def posterior(
     X,
-    y,
-    likelihood: str,
+    y=None,
+    likelihood: Optional[str] = None,
     *,
+    data=None,
     prior: Optional[str] = "normal",
     prior_scale: float = 1.0,
     noise_scale: Optional[float] = None,
@@ -341,7 +343,10 @@ def posterior(
 
     Parameters
     ----------
-    X, y, likelihood, prior_scale, noise_scale, df, prior_df, fit_intercept, penalize_intercept:
+    X, y, likelihood, data:
+        As in :func:`bayesloss.fit`: a formula in ``X``'s place, with ``data=`` its frame,
+        names the features as statsmodels does.
+    prior_scale, noise_scale, df, prior_df, fit_intercept, penalize_intercept:
         As in :func:`bayesloss.fit`. The intercept is flat unless ``penalize_intercept``; a
         learned scale is flat on (0, ∞).
     prior:
@@ -375,6 +380,10 @@ def posterior(
         fits, diagnostics. NUTS runs that fail the health thresholds warn
         (:class:`SamplerWarning`).
     """
+    if isinstance(X, str) or data is not None or y is None or likelihood is None:
+        from .formula import call_with_formula  # a formula on a frame (or arguments missing)
+
+        return call_with_formula(posterior, locals())
     _check_sampling_args(method, chains, warmup, draws)
     model_kw = dict(prior="normal" if prior is None else prior, prior_scale=prior_scale,
                     noise_scale=noise_scale, df=df, prior_df=prior_df,

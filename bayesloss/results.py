@@ -174,6 +174,10 @@ class Fit:
         covariance (statsmodels' ``cov_params``). None where it does not exist (kinks, a
         singular Hessian), with the reason in ``cov_note``. Computed on first use from the
         training data the fit keeps a reference to.
+    formula:
+        The :class:`~bayesloss.formula.Formula` a formula fit came from (None otherwise): the
+        prediction methods take a DataFrame of the formula's variables and build its design
+        through it.
     """
 
     spec: ModelSpec
@@ -190,6 +194,7 @@ class Fit:
     seed: Optional[int] = None
     info: dict = field(default_factory=dict)
     feature_names: Optional[tuple] = None
+    formula: Optional[object] = None
     # the training data and estimate behind cov_: the Hessian costs more than many fits, and
     # most fits are never asked for their standard errors, so it is computed on first use
     _cov_inputs: Optional[tuple] = field(default=None, repr=False, compare=False)
@@ -303,8 +308,13 @@ class Fit:
 
     # --- predictions --------------------------------------------------------------------
 
-    def linear_predictor(self, X) -> np.ndarray:
-        """``η = X coef_ + intercept_``."""
+    def _design(self, X):
+        """``X`` as the fit's design: through its formula first when it came from one."""
+        return X if self.formula is None else self.formula.design(X)
+
+    def _checked(self, X) -> np.ndarray:
+        """``X`` (through the formula) validated against the fit: columns, names, values."""
+        X = self._design(X)
         names = feature_names(X)
         if self.feature_names is not None and names is not None and names != self.feature_names:
             raise ValueError(
@@ -314,7 +324,11 @@ class Fit:
         X = check_X(X)
         if X.shape[1] != self.coef_.shape[0]:
             raise ValueError(f"X has {X.shape[1]} columns; the fit has {self.coef_.shape[0]}")
-        return linear_predictor(self.spec, X, self.coef_, self.intercept_).numpy()
+        return X
+
+    def linear_predictor(self, X) -> np.ndarray:
+        """``η = X coef_ + intercept_``."""
+        return linear_predictor(self.spec, self._checked(X), self.coef_, self.intercept_).numpy()
 
     def predict(self, X) -> np.ndarray:
         """A point prediction from the predictive distribution at the estimate: its mode.
@@ -336,8 +350,7 @@ class Fit:
 
     def _log_scale(self, X) -> np.ndarray:
         """log σ(x) of the linear scale head, with the checks of :meth:`linear_predictor`."""
-        self.linear_predictor(X)  # validates X against the fit (columns, names)
-        return log_scale(check_X(X), (self.scale_coef_, self.scale_intercept_)).numpy()
+        return log_scale(self._checked(X), (self.scale_coef_, self.scale_intercept_)).numpy()
 
     def predict_scale(self, X, noise_scale=None) -> np.ndarray:
         """The predictive scale at each row of X, shape (n,): σ(x) = exp(x·a + c) for
@@ -355,14 +368,14 @@ class Fit:
             if noise_scale is None:
                 raise ValueError("this fit's σᵢ were known per row: pass noise_scale= with "
                                  "the σᵢ of the rows of X")
-            n = check_X(X).shape[0]
+            n = self._checked(X).shape[0]
             scale = np.asarray(make_spec(spec.likelihood, noise_scale=noise_scale).noise_scale)
             if scale.ndim != 1 or scale.shape[0] != n:
                 raise ValueError(f"noise_scale must give one σᵢ per row of X ({n}); got "
                                  f"shape {scale.shape}")
             return scale
         else:
-            scale = np.full(check_X(X).shape[0], float(self.scale_))
+            scale = np.full(self._checked(X).shape[0], float(self.scale_))
         if noise_scale is not None:
             raise ValueError("noise_scale= is for fits with per-row known scales; this fit's "
                              "scale is " + ("σ(x)" if family.scale_head else f"{self.scale_:g}"))
