@@ -145,7 +145,13 @@ class Posterior:
         """ArviZ's summary (mean, sd, HDI, MCSE, ESS, R-hat) with the MLE and the MAP beside
         it; the MAP is AutoDelta's mode of the density of θ (the *constrained* space), labelled
         so; ``laplace_mode_unconstrained`` is the Laplace approximation's mode (the density of
-        ``u``, with ``log σ`` for a learned scale)."""
+        ``u``, with ``log σ`` for a learned scale).
+
+        A categorical posterior's per-class weights are identified only relative to one
+        another (a shift common to the K classes leaves the likelihood unchanged: only the
+        prior pins it, so each has a wide sd while their differences are sharp). Its summary
+        ends with the contrasts to class 0 (rows ``weight[x, k] − weight[x, 0]`` and
+        ``bias[k] − bias[0]``; see :meth:`contrasts`) and says so in ``attrs["note"]``."""
         from . import diagnostics
 
         table = diagnostics.summary(self.idata).reset_index(names="parameter")
@@ -158,6 +164,68 @@ class Posterior:
         mode = {k: v.numpy() for k, v in mode_values.items()}
         table["laplace_mode_unconstrained"] = [_lookup(mode, p, index)
                                                for p in table["parameter"]]
+        if not self.spec.family.multiclass:
+            return table
+        contrasts = self.contrasts()
+        contrasts.insert(0, "parameter", [
+            f"bias[{k}] − bias[0]" if name == "intercept" and "bias" in self.idata.posterior
+            else f"weight[{name}, {k}] − weight[{name}, 0]"
+            for name, k in zip(contrasts.pop("parameter"), contrasts.pop("class"))])
+        table = pd.concat([table, contrasts], ignore_index=True)
+        table.attrs["note"] = (
+            "softmax: a shift common to the K classes leaves the likelihood unchanged, so the "
+            "per-class weights are identified only relative to one another (by the prior "
+            "alone otherwise: wide sd); the rows '… − …[0]' are the contrasts to class 0, "
+            "which the data determine")
+        return table
+
+    def contrasts(self, reference: int = 0) -> pd.DataFrame:
+        """The posterior of each class's weights and intercept minus those of class
+        ``reference`` (categorical): ArviZ's summary of the draws of ``w[j, k] − w[j,
+        reference]`` (mean, sd, HDI, MCSE, ESS, R-hat), with the same contrasts of the MLE,
+        the MAP and the Laplace mode beside them.
+
+        The per-class weights themselves are identified only relative to one another (see
+        :meth:`summary`); these differences are what the data determine.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per feature (then ``intercept``) and class k ≠ ``reference``:
+            ``parameter``, ``class``, then the summary's columns.
+        """
+        from . import diagnostics
+
+        if not self.spec.family.multiclass:
+            raise AttributeError(f"contrasts are for categorical (softmax) posteriors; this "
+                                 f"is {self.spec.likelihood}")
+        post = self.idata.posterior
+        n_classes = post["weight"].shape[-1]
+        if not (isinstance(reference, (int, np.integer)) and 0 <= reference < n_classes):
+            raise ValueError(f"reference must be a class 0..{n_classes - 1}; got "
+                             f"{reference!r}")
+        values, names = [post["weight"].values], list(self.feature_names)
+        if "bias" in post:
+            values.append(post["bias"].values[..., None, :])
+            names.append("intercept")
+        values = np.concatenate(values, axis=2)  # (chain, draw, feature (+ intercept), class)
+        others = [k for k in range(n_classes) if k != reference]
+        draws = values[..., others] - values[..., [reference]]
+        table = diagnostics.summary({"contrast": draws}).reset_index(drop=True)
+        table.insert(0, "parameter", np.repeat(names, len(others)))
+        table.insert(1, "class", np.tile(others, len(names)))
+        mode, _ = self.potential.unpack(torch.as_tensor(self.approximation.mode))
+        mode = {k: v.numpy() for k, v in mode.items()}
+        points = (("mle", _site_values(self.mle)), ("map_constrained", _site_values(self.map)),
+                  ("laplace_mode_unconstrained", mode))
+        for column, point in points:
+            if point is None:
+                table[column] = np.nan
+                continue
+            rows = [point["weight"]] + ([np.atleast_1d(point["bias"])[None, :]]
+                                        if "bias" in post else [])
+            rows = np.concatenate(rows, axis=0)
+            table[column] = (rows[:, others] - rows[:, [reference]]).ravel()
         return table
 
     @property

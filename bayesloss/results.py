@@ -469,9 +469,60 @@ class Fit:
         # a fixed noise scale is a row of params() but no parameter
         return np.r_[se, np.full(n_rows - se.size, np.nan)]
 
+    def contrasts(self, reference: int = 0) -> Table:
+        """Each class's weights and intercept minus those of class ``reference``, with Laplace
+        standard errors and 95 % Wald intervals (categorical fits).
+
+        Softmax probabilities are unchanged by a shift common to the K classes, so the
+        per-class weights are identified only relative to one another: the MLE's are reported
+        centred (each row summing to 0), a MAP's are pinned by the prior alone (hence their
+        wide standard errors under a weak one). The contrasts ``w[j, k] − w[j, reference]``
+        are what the data determine; for the MLE they are statsmodels' ``MNLogit`` parameters
+        (class 0 its reference) and their SEs its ``bse``.
+
+        Returns
+        -------
+        Table
+            One row per feature (then ``intercept``) and class k ≠ ``reference``:
+            ``parameter``, ``class``, ``value``, ``se``, ``ci95_lower``, ``ci95_upper``.
+        """
+        if not self.spec.family.multiclass:
+            raise AttributeError(f"contrasts are for categorical (softmax) fits, whose class "
+                                 f"weights are identified only relative to one another; "
+                                 f"this is {self.spec.likelihood}")
+        coef = self.coef_
+        d, k = coef.shape
+        if not (isinstance(reference, (int, np.integer)) and 0 <= reference < k):
+            raise ValueError(f"reference must be a class 0..{k - 1}; got {reference!r}")
+        names = list(self.feature_names or (f"coef[{j}]" for j in range(d)))
+        values = coef
+        if self.spec.fit_intercept:
+            names.append("intercept")
+            values = np.vstack([coef, self.intercept_])
+        others = [c for c in range(k) if c != reference]
+        # rows of C pick w[j, c] − w[j, reference] out of params()' order (coef row-major,
+        # then the intercepts): the contrasts' covariance is C Σ Cᵀ
+        C = np.zeros((len(names) * len(others), self.cov_.shape[0] if self.cov_ is not None
+                      else values.size))
+        rows = []
+        for j, name in enumerate(names):
+            for c in others:
+                C[len(rows), j * k + c] += 1.0
+                C[len(rows), j * k + reference] -= 1.0
+                rows.append((name, c, values[j, c] - values[j, reference]))
+        table = Table(rows, columns=["parameter", "class", "value"])
+        se = (np.sqrt(np.clip(np.einsum("ij,jk,ik->i", C, self.cov_, C), 0.0, None))
+              if self.cov_ is not None else np.full(len(rows), np.nan))
+        table["se"] = se
+        table["ci95_lower"] = table["value"] - 1.959963984540054 * se
+        table["ci95_upper"] = table["value"] + 1.959963984540054 * se
+        return table
+
     def summary(self) -> Report:
         """A readable report: model, estimate, NLL vs loss, convergence, penalty mapping, and
-        Laplace standard errors with 95 % Wald intervals (estimate ± 1.96 SE)."""
+        Laplace standard errors with 95 % Wald intervals (estimate ± 1.96 SE); for a
+        categorical fit also the contrasts to class 0 (:meth:`contrasts`), which the data
+        identify where the per-class weights are not."""
         s = self.spec
         fam = s.family
         space = ("   (MAP = mode of the density of θ: constrained space)" if s.is_map else "")
@@ -508,6 +559,17 @@ class Fit:
             index=False, float_format=lambda v: f"{v: .10g}", na_rep="—").splitlines()]
         lines.append("  se: Laplace approximation at the estimate (exact Hessian of −log p(y, θ))"
                      if self.cov_ is not None else f"  no standard errors: {self.cov_note}")
+        if s.family.multiclass and "weight" in self.params_:
+            lines += [
+                "  softmax: a shift common to the K classes leaves every probability unchanged, "
+                "so the",
+                "  per-class weights are identified only relative to one another "
+                + ("(shown centred: rows sum to 0)." if not s.is_map else
+                   "(here pinned by the prior alone: wide se)."),
+                "  What the data determine are the contrasts to class 0 (fit.contrasts()):",
+            ]
+            lines += ["  " + line for line in self.contrasts().to_string(
+                index=False, float_format=lambda v: f"{v: .10g}", na_rep="—").splitlines()]
         return Report("\n".join(lines))
 
     def __repr__(self) -> str:  # dataclass repr would dump arrays and the spec
