@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .families import FAMILIES
-from .io import is_table_path, load_table
+from .io import is_table_path, load_table, read_table
 from .priors import PRIORS
 
 MATRICES = ("all", "synthetic", "real")
@@ -64,6 +64,28 @@ def _load(args, likelihood: str, default: Optional[str] = None):
         print(f"target {args.target!r} encoded as: "
               + ", ".join(f"{k} = {c}" for k, c in enumerate(classes)))
     return data
+
+
+def _load_formula(args, likelihood: str):
+    """``--data PATH --formula "y ~ x + C(g)"``: the design the formula builds from the file
+    (statsmodels' names), and whether the formula has an intercept."""
+    from .data import Dataset
+    from .formula import design_matrices
+
+    if args.target or args.features:
+        raise ValueError("--formula names the target and the features: give no --target or "
+                         "--features with it")
+    if args.data is None or not is_table_path(args.data):
+        raise ValueError(f"--formula goes with a data file of yours (--data PATH.csv or "
+                         f"PATH.parquet); {args.data!r} is not one")
+    design = design_matrices(args.formula, read_table(args.data), likelihood)
+    if design.formula.classes is not None:
+        print("target encoded as: "
+              + ", ".join(f"{k} = {c}" for k, c in enumerate(design.formula.classes)))
+    data = Dataset(name=Path(args.data).name, X=design.X.to_numpy(), y=design.y,
+                   feature_names=design.formula.columns,
+                   source=f"{args.data}, formula {args.formula!r}")
+    return data, design.formula.fit_intercept
 
 
 def _frame(data) -> pd.DataFrame:
@@ -156,9 +178,12 @@ def _fit(args) -> int:
     from .inference import fit
     from .references import reference_fit
 
-    d = _load(args, args.likelihood)
-    X = _frame(d)
     model = _model_kwargs(args)
+    if args.formula:
+        d, model["fit_intercept"] = _load_formula(args, args.likelihood)
+    else:
+        d = _load(args, args.likelihood)
+    X = _frame(d)
     ours = fit(X, d.y, args.likelihood, optimizer=args.optimizer, batch_size=args.batch_size,
                seed=args.seed, progress=True, **model)
     print(f"data: {d.name} ({d.source.split(';')[0]}), n = {d.X.shape[0]}, d = {d.X.shape[1]}")
@@ -177,6 +202,13 @@ def _data_args(parser, default_help: str) -> None:
     parser.add_argument("--features", default=None,
                         help="comma-separated columns to predict it from (data file; default: "
                         "every other column)")
+
+
+def _formula_arg(parser) -> None:
+    parser.add_argument("--formula", default=None,
+                        help="a formula on the data file's columns instead of --target and "
+                        "--features, e.g. 'y ~ x + C(g) + x:z' (statsmodels' names; '0 +' for "
+                        "no intercept)")
 
 
 def _model_args(parser, defaults: bool = True) -> None:
@@ -225,9 +257,14 @@ def _posterior(args) -> int:
     from .plots.posterior import save_figures
     from .posterior import posterior, shrinkage_path
 
-    d = _load(args, args.likelihood)  # before anything is written to --out
+    fit_intercept = True
+    if args.formula:  # before anything is written to --out
+        d, fit_intercept = _load_formula(args, args.likelihood)
+    else:
+        d = _load(args, args.likelihood)
     prior = None if args.prior == "flat" else args.prior
     post = posterior(d.X, d.y, args.likelihood, prior=prior, prior_scale=args.prior_scale,
+                     fit_intercept=fit_intercept,
                      noise_scale=args.noise_scale, df=args.df, method=args.method,
                      chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
                      progress=not args.quiet, feature_names=list(map(str, d.feature_names)))
@@ -250,6 +287,7 @@ def _posterior(args) -> int:
             taus = args.prior_scale * np.logspace(-2, 2, 9)
             shrinkage = shrinkage_path(d.X, d.y, args.likelihood, taus, prior=prior,
                                        noise_scale=args.noise_scale, df=args.df,
+                                       fit_intercept=fit_intercept,
                                        feature_names=list(map(str, d.feature_names)))
         paths = save_figures(post, out, shrinkage)
         print(f"wrote {out / 'posterior_summary.csv'}, {out / 'posterior.nc'} and "
@@ -306,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fit", help="fit one model on one data set and print its summary")
     f.add_argument("likelihood", choices=sorted(FAMILIES))
     _data_args(f, f"{BUILTIN} (default: synthetic data of the likelihood)")
+    _formula_arg(f)
     _model_args(f)
     f.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
     f.add_argument("--batch-size", type=int, default=None)
@@ -341,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "approximation; write summary, InferenceData and figures")
     p.add_argument("likelihood", choices=sorted(FAMILIES))
     _data_args(p, f"{BUILTIN} (default: synthetic data of the likelihood)")
+    _formula_arg(p)
     p.add_argument("--method", choices=["nuts", "laplace"], default="nuts")
     p.add_argument("--prior", choices=sorted(PRIORS) + ["flat"], default="normal",
                    help="prior on the weights; flat: the posterior whose mode is the MLE")

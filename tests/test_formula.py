@@ -241,3 +241,19 @@ def test_cli_fit_with_formula(frame, tmp_path, capsys):
         assert float(line.split()[1]) == pytest.approx(ref[name], rel=1e-9)
     assert main(["fit", "gaussian", "--data", str(path), "--formula", "y ~ nope"]) == 2
     assert "'nope'" in capsys.readouterr().err
+
+
+def test_cli_posterior_with_formula(frame, tmp_path, capsys):
+    path = tmp_path / "data.csv"
+    frame.to_csv(path, index=False)
+    code = main(["posterior", "categorical", "--data", str(path), "--formula",
+                 "label ~ 0 + w + C(group)", "--method", "laplace", "--chains", "1",
+                 "--draws", "100", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "target encoded as: 0 = low, 1 = mid, 2 = top" in out
+    assert "weight[C(group)[a], 2] − weight[C(group)[a], 0]" in out
+    assert "bias[" not in out  # '0 +': no intercept
+    assert main(["posterior", "gaussian", "--data", str(path), "--formula", "y ~ w",
+                 "--target", "y"]) == 2
+    assert "no --target" in capsys.readouterr().err
