@@ -47,7 +47,7 @@ class Formula:
     fit_intercept:
         Whether the formula has an intercept (the fit's own, not a column).
     response:
-        The left-hand side as formulaic names it.
+        The left-hand side as written (normalised by formulaic).
     classes:
         The target's levels, code 0 first, when it held labels (strings, categories); None
         when it was numeric.
@@ -161,8 +161,11 @@ def design_matrices(formula: str, data, likelihood: Optional[str] = None) -> Des
     frame = _frame(data)
     try:
         parsed = _FormulaicFormula(formula)
-    except FormulaicError as err:
-        raise ValueError(f"cannot parse the formula {formula!r}: {err}") from None
+    except FormulaicError as err:  # its first line; the rest draws the formula in colour
+        raise ValueError(f"cannot parse the formula {formula!r}: "
+                         f"{str(err).splitlines()[0]}") from None
+    if not hasattr(parsed, "lhs"):
+        raise ValueError(f"the formula {formula!r} has no target: write 'target ~ terms'")
     _check_columns(parsed.required_variables, frame)
     try:
         # context=None: numpy (``np.``) and formulaic's transforms, not this module's names
@@ -173,7 +176,7 @@ def design_matrices(formula: str, data, likelihood: Optional[str] = None) -> Des
     dropped = len(frame) - len(rhs)
     if dropped:
         warnings.warn(f"{dropped} of {len(frame)} rows dropped for missing values in the "
-                      f"columns of {formula!r}", UserWarning, stacklevel=3)
+                      f"columns of {formula!r}", UserWarning, stacklevel=4)  # fit()'s caller
     y, classes = _target(lhs, likelihood)
     X = _numeric(rhs)
     fit_intercept = INTERCEPT in X.columns
@@ -181,8 +184,7 @@ def design_matrices(formula: str, data, likelihood: Optional[str] = None) -> Des
     if X.shape[1] == 0:
         raise ValueError(f"{formula!r} has no terms besides the intercept: give at least one "
                          "predictor")
-    spec = Formula(formula, rhs.model_spec, fit_intercept, ", ".join(map(str, lhs.columns)),
-                   classes)
+    spec = Formula(formula, rhs.model_spec, fit_intercept, str(parsed.lhs), classes)
     return Design(X, y, spec)
 
 

@@ -224,6 +224,15 @@ def test_misused_arguments_are_type_errors(frame, call, message):
         call(frame)
 
 
+@pytest.mark.parametrize("formula, message", [
+    ("~ age", "has no target"), ("y ~ age +", "cannot parse"), ("y ~ 1", "no terms besides"),
+    ("group ~ age", "a gaussian target is one numeric column"),
+])
+def test_formulas_that_cannot_be_fitted_say_why(frame, formula, message):
+    with pytest.raises(ValueError, match=message):
+        bayesloss.fit(formula, data=frame, likelihood="gaussian")
+
+
 def test_formula_intercept_and_fit_intercept_disagree(frame):
     with pytest.raises(ValueError, match="'0 \\+'"):
         bayesloss.fit("y ~ age", data=frame, likelihood="gaussian", fit_intercept=False)
