@@ -62,6 +62,8 @@ html_theme_options = {
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
+# without a default mode the theme logs "Got invalid theme mode" as a console error on every page
+html_context = {"default_mode": "auto"}
 html_sidebars = {"index": [], "getting-started": []}
 html_show_sourcelink = False
 
