@@ -27,7 +27,7 @@ extensions = [
     "sphinxarg.ext",
 ]
 
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "benchmarks/generated", "README.md"]
+exclude_patterns = ["_build", "**.ipynb_checkpoints", "benchmarks/generated"]
 templates_path = ["_templates"]
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 

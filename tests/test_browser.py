@@ -205,3 +205,33 @@ def test_the_check_finds_each_fault(browser, serve, tmp_path, body, fault):
                                         encoding="utf-8")
     with pytest.raises(AssertionError, match=fault):
         check_page(browser, serve(tmp_path) + "page.html")
+
+
+def test_api_and_cli_pages_list_every_public_name_and_option(docs_html):
+    """Every public function and class (each module's ``__all__``) has its API page, and the CLI
+    page shows every subcommand and option of the parser."""
+    import argparse
+    import importlib
+
+    from bayesloss.cli import build_parser
+
+    missing = []
+    for module_name in ("bayesloss", "bayesloss.sklearn", "bayesloss.experiments",
+                        "bayesloss.plots", "bayesloss.io"):
+        module = importlib.import_module(module_name)
+        missing += [f"{module_name}.{name}" for name in module.__all__
+                    if callable(getattr(module, name))  # constants have no page of their own
+                    and not (docs_html / "generated" / f"{module_name}.{name}.html").exists()]
+    assert not missing, f"public names without an API page: {missing}"
+
+    cli = (docs_html / "cli.html").read_text(encoding="utf-8")
+    subparsers = next(a for a in build_parser()._actions
+                      if isinstance(a, argparse._SubParsersAction))
+    absent = []
+    for command, parser in subparsers.choices.items():
+        if f"<h3>{command}<" not in cli:
+            absent.append(command)
+        absent += [f"{command} {option}" for action in parser._actions
+                   for option in action.option_strings
+                   if option not in ("-h", "--help") and f"<kbd>{option}</kbd>" not in cli]
+    assert not absent, f"missing from the CLI page: {absent}"
