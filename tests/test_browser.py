@@ -6,7 +6,8 @@ barred from some of what the theme's scripts do). On each: every image has loade
 (``naturalWidth > 0``), the console shows no error, no page resource failed, and every local
 link answers 200 (same-page anchors exist). The machine has no internet, so requests to other
 hosts (the CDN that serves MathJax) get an empty answer instead of a network error; the test
-judges the site's own files.
+judges the site's own files. A last test reads the built API and CLI pages for every public
+name and every option.
 
 Chromium is the system's (Debian: ``apt-get install chromium``), passed to Playwright as
 ``executable_path``: no browser download. Run with ``python -m pytest -m browser``; the docs
