@@ -6,15 +6,15 @@ A thin door: each estimator validates its input the scikit-learn way (``validate
 :func:`bayesloss.fit` and keeps the :class:`~bayesloss.Fit` at ``fit_``. Nothing here fits a
 model of its own.
 
-========================================================  ===================================
-``LikelihoodRegressor(likelihood=…)``                      equals (scikit-learn)
-========================================================  ===================================
-``"gaussian"``, ``estimator="mle"``                        ``LinearRegression()``
+==========================================================  ===================================
+``LikelihoodRegressor(likelihood=…)``                       equals (scikit-learn)
+==========================================================  ===================================
+``"gaussian"``, ``estimator="mle"``                         ``LinearRegression()``
 ``"gaussian"``, ``"map"``, normal prior τ, ``noise_scale``  ``Ridge(alpha=σ²/τ²)``
-``"laplace"``, ``"mle"``                                   ``QuantileRegressor(alpha=0)``
-``"poisson"``, ``"mle"``                                   ``PoissonRegressor(alpha=0)``
-``LikelihoodClassifier()`` (MAP, normal prior τ = 1)       ``LogisticRegression(C=τ²)``
-========================================================  ===================================
+``"laplace"``, ``"mle"``                                    ``QuantileRegressor(alpha=0)``
+``"poisson"``, ``"mle"``                                    ``PoissonRegressor(alpha=0)``
+``LikelihoodClassifier()`` (MAP, normal prior τ = 1)        ``LogisticRegression(C=τ²)``
+==========================================================  ===================================
 """
 
 from __future__ import annotations

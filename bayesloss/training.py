@@ -81,7 +81,7 @@ class TrainingEquivalence:
     eps_pyro, eps_torch, lr_pyro, lr_torch, weight_decay:
         The optimiser settings each side used.
     max_abs_diff:
-        max over steps and parameters of |θ_pyro − θ_torch|.
+        max over steps and parameters of ``|θ_pyro − θ_torch|``.
     """
 
     likelihood: str
