@@ -83,6 +83,7 @@ def plot_trace(post, axes=None):
     ----------
     post : Posterior
     axes : array of matplotlib Axes, shape (parameters, 2), optional
+        Histograms in the first column, draws in the second.
 
     Returns
     -------
@@ -308,6 +309,13 @@ def plot_ppc(post, ax=None, prob=0.9):
 def plot_pair(post, var_names=None, axes=None):
     """Pair plot (ArviZ): draws of each pair of sites, divergent transitions marked.
 
+    Parameters
+    ----------
+    post : Posterior
+    var_names : list of str, optional
+        Sites to pair (``weight``, ``bias``, ``scale``); all by default.
+    axes : array of matplotlib Axes, optional
+
     Returns
     -------
     numpy.ndarray of Axes
@@ -321,6 +329,13 @@ def plot_pair(post, var_names=None, axes=None):
 def plot_forest(post, ax=None, hdi_prob=HDI_PROB):
     """Per coefficient: MLE ± 2 SE (Laplace at the MLE), the MAP, and the posterior mean with
     its HDI; one row each, labelled with the posterior's names.
+
+    Parameters
+    ----------
+    post : Posterior
+    ax : matplotlib Axes, optional
+    hdi_prob : float
+        Probability of the posterior's highest-density interval.
 
     Returns
     -------
@@ -356,6 +371,12 @@ def plot_forest(post, ax=None, hdi_prob=HDI_PROB):
 def plot_shrinkage(table, ax=None):
     """MAP and posterior interval of each coefficient against the prior scale τ (log axis),
     from :func:`bayesloss.posterior.shrinkage_path`'s table.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Columns ``prior_scale``, ``parameter``, ``map``, ``lower``, ``upper``.
+    ax : matplotlib Axes, optional
 
     Returns
     -------
