@@ -2,16 +2,13 @@
 MSE and NLL for every σ (numpy's least squares), a band whose width follows σ(x) only for the
 heteroscedastic fit, a network's band of width 2σ̂ about its mean."""
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import scipy.stats as st
+from figure_checks import agg_backend  # noqa: F401 (autouse fixture)
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import scipy.stats as st  # noqa: E402
-
-from bayesloss.plots import loss_landscape  # noqa: E402
+from bayesloss.plots import loss_landscape
 
 SIGMAS = (0.3, 1.0, 4.0)
 

@@ -1,17 +1,14 @@
 """The NLL-and-loss figure: drawn from a fit (never fitting), rendered to PNG, and showing what
 it claims -- two curves with one argmin at the fitted value, related by the family's identity."""
 
-import matplotlib
+import numpy as np
+import pytest
+import scipy.stats as st
+from figure_checks import agg_backend  # noqa: F401 (autouse fixture)
 
-matplotlib.use("Agg")
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import scipy.stats as st  # noqa: E402
-
-import bayesloss  # noqa: E402
-from bayesloss.data import make_synthetic  # noqa: E402
-from bayesloss.plots import plot_nll_and_loss  # noqa: E402
+import bayesloss
+from bayesloss.data import make_synthetic
+from bayesloss.plots import plot_nll_and_loss
 
 
 @pytest.mark.parametrize("likelihood, coordinate", [("gaussian", "intercept"),

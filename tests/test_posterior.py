@@ -339,9 +339,10 @@ def _png_axes(drawn):
     return buf.tell(), n_axes
 
 
-# 2 weights, bias, scale: 4 scalars in 3 sites
-PLOTS = [("plot_trace", 6), ("plot_rank", 4), ("plot_posterior", 4),
-         ("plot_prior_posterior", 2), ("plot_pair", 6), ("plot_ppc", 1), ("plot_forest", 1)]
+# 2 weights, bias, scale: 4 scalars in 3 sites (trace: 2 panels each; prior vs posterior: a
+# twin axis per weight for the prior)
+PLOTS = [("plot_trace", 8), ("plot_rank", 4), ("plot_posterior", 4),
+         ("plot_prior_posterior", 4), ("plot_pair", 6), ("plot_ppc", 1), ("plot_forest", 1)]
 
 
 @pytest.mark.parametrize("name,n_axes", PLOTS, ids=[p[0] for p in PLOTS])

@@ -1,7 +1,9 @@
 """Figures of sweeps: one function per canonical comparison, each reading only the results
 table of :func:`bayesloss.experiments.run_sweep` (one row per run; failed runs are skipped).
 
-Points are means over seeds; error bars are standard errors over seeds.
+Points are means over seeds; error bars are standard errors over seeds, and each legend says
+so. Log axes are ticked at 1, 2, 5 × 10ᵏ (or whole decades on long spans) with plain labels
+and no minor labels, which collide on short spans.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 
 def _done(table: pd.DataFrame) -> pd.DataFrame:
@@ -23,8 +26,18 @@ def _label(row) -> str:
     return f"MAP, {row['prior']} prior τ = {row['prior_scale']:g}"
 
 
+def _log_ticks(axis, lo, hi):
+    """Plain labels on a log axis spanning [lo, hi]: at 1, 2, 5 × 10ᵏ over up to two and a
+    half decades, at whole decades beyond (more labels would touch); minor ticks unlabelled."""
+    subs = (1.0, 2.0, 5.0) if np.log10(hi / lo) <= 2.5 else (1.0,)
+    axis.set_major_locator(LogLocator(subs=subs))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def _lines(ax, table, x, metric, by, label, logx=True, logy=True):
-    """One line per group of ``by``: mean ± standard error over seeds of ``metric`` vs ``x``."""
+    """One line per group of ``by``: mean ± standard error over seeds of ``metric`` vs ``x``;
+    the legend's title says what the points and bars are."""
     data = _done(table).dropna(subset=[metric])
     for _, group in data.groupby(by, dropna=False, sort=True):
         stats = group.groupby(x)[metric].agg(["mean", "sem", "count"]).reset_index()
@@ -32,10 +45,14 @@ def _lines(ax, table, x, metric, by, label, logx=True, logy=True):
                     ms=4, capsize=2, label=label(group.iloc[0]))
     if logx:
         ax.set_xscale("log")
+        _log_ticks(ax.xaxis, data[x].min(), data[x].max())
     if logy:
         ax.set_yscale("log")
+        _log_ticks(ax.yaxis, *ax.get_ylim())
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    seeds = data["seed"].nunique()
+    ax.legend(fontsize=8, title_fontsize=8,
+              title=f"points: mean over {seeds} seeds; bars: ± 1 standard error")
     return ax
 
 
@@ -87,6 +104,7 @@ def plot_regularization_path(table: pd.DataFrame, axes=None, seed=None):
             ax.plot(tau, ours[:, j], "o", color=color, ms=3, mfc="none",
                     label="bayesloss MAP" if j == 0 else None)
         ax.set_xscale("log")
+        _log_ticks(ax.xaxis, tau.min(), tau.max())
         ax.set_xlabel("prior scale τ")
         ax.set_ylabel("coefficient")
         ax.set_title(names.get(prior, f"{prior} prior"), fontsize=10)
