@@ -105,16 +105,16 @@ def caller_state(work: int = 0) -> Iterator[None]:
 
 
 def _work(data) -> int:
-    """n·d of a design given as an array, a DataFrame or nested lists (0 when it has none)."""
-    if data is None:
-        return 0
+    """n·d of a design given as an array or a DataFrame (anything with a shape), rows ×
+    columns of the first row for nested sequences, else 0. Never converts the data: that is
+    the call's job, with its own errors."""
     shape = getattr(data, "shape", None)
-    if shape is None:
-        try:
-            shape = np.shape(data)
-        except ValueError:  # ragged: not a design
-            return 0
-    return int(np.prod(shape, dtype=np.int64))
+    if shape is not None:
+        return int(np.prod(shape, dtype=np.int64))
+    try:
+        return len(data) * len(data[0])
+    except (TypeError, IndexError, KeyError):
+        return 0
 
 
 def _module_name(filename: str) -> Optional[str]:
