@@ -9,10 +9,12 @@ afterwards, whatever happens inside.
 
 Threads are a policy of the engine: below :data:`PARALLEL_WORK` elements of data a call runs
 single-threaded (torch and numpy's BLAS), at and above it with the caller's setting. On the
-2-core machine this was measured on, a second thread made every fit slower at n = 1,000 …
-1,000,000, d = 20, gaussian and logistic MLE: 2.5× at n = 100,000 on the idle machine (42 vs
-17 ms), 4× at n = 1,000,000 under load; the lead threshold is therefore above the largest
-problem measured (n·d = 2·10⁷).
+2-core machine this was measured on, a second thread made every fit slower: 2.5× at
+n = 100,000, d = 20 on the idle machine (gaussian MLE, 42 vs 17 ms); under load (load average
+8–12), gaussian MLE 5.7× at n = 1,000, 16.8× at 100,000, 4.1× at 1,000,000 (659 vs 2,672 ms),
+logistic MLE 9.8× at 100,000 and 2.6× at 1,000,000 (d = 20 throughout). The gap narrows with n
+but never closed up to n·d = 2·10⁷, the largest size measured; the threshold sits above it and
+larger calls keep whatever the caller chose.
 
 The outermost call decides and restores; a call nested inside it (a fit inside a posterior
 inside a sweep) only counts its depth, so nesting costs nothing and a nested call keeps the
@@ -45,8 +47,9 @@ _registries: dict = {}  # source file → "already shown" registry, as ``warning
 
 
 def _blas_controller() -> ThreadpoolController:
-    """The BLAS libraries loaded in this process, found once: finding them scans every loaded
-    shared library (tens of ms), while limiting them costs microseconds."""
+    """The BLAS libraries loaded in this process, found once (at the first call): finding them
+    scans every loaded shared library (tens of ms), while setting their threads costs
+    microseconds."""
     global _blas
     if _blas is None:
         _blas = ThreadpoolController().select(user_api="blas")
@@ -86,17 +89,21 @@ def caller_state(work: int = 0) -> Iterator[None]:
     streams = random.getstate(), np.random.get_state(), torch.get_rng_state()
     torch_threads = torch.get_num_threads()
     threads = threads_for(work)
+    blas = []  # (library, the caller's threads) of each BLAS this call changes
     _depth.value = 1
     try:
+        if threads is not None:
+            torch.set_num_threads(threads)
+            blas = [(lib, lib.num_threads) for lib in _blas_controller().lib_controllers
+                    if lib.num_threads != threads]
+            for lib, _ in blas:
+                lib.set_num_threads(threads)
         with pyro.get_param_store().scope():
-            if threads is None:
-                yield
-            else:
-                torch.set_num_threads(threads)
-                with _blas_controller().limit(limits=threads):
-                    yield
+            yield
     finally:
         _depth.value = 0
+        for lib, caller in blas:
+            lib.set_num_threads(caller)
         if torch.get_num_threads() != torch_threads:
             torch.set_num_threads(torch_threads)
         random.setstate(streams[0])
