@@ -168,3 +168,17 @@ def test_the_caller_state_comes_back_when_the_call_raises(caller_threads):
     got = _next_draws()
     assert got[0] == expected[0] and got[3] == expected[3]
     assert torch.equal(got[2], expected[2])
+
+
+def test_a_warning_for_the_caller_names_the_callers_line_and_errors_still_raise():
+    with pytest.warns(bayesloss.ConvergenceWarning) as record:
+        bayesloss.fit(X, Y, "studentt", max_iter=2)
+    with pytest.warns(bayesloss.PriorWarning) as prior:
+        bayesloss.fit(X, Y, "gaussian", prior_scale=2.0)
+    with pytest.warns(bayesloss.ConvergenceWarning) as estimator:  # fit nested in the estimator
+        LikelihoodRegressor(likelihood="studentt", max_iter=2).fit(X, Y)
+    assert [w.filename for r in (record, prior, estimator) for w in r] == [__file__] * 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bayesloss.ConvergenceWarning)
+        with pytest.raises(bayesloss.ConvergenceWarning):
+            bayesloss.fit(X, Y, "studentt", max_iter=2)
