@@ -19,6 +19,8 @@ larger calls keep whatever the caller chose.
 The outermost call decides and restores; a call nested inside it (a fit inside a posterior
 inside a sweep) only counts its depth, so nesting costs nothing and a nested call keeps the
 numbers it gave before the policy existed (its seeding is the outer call's business).
+The streams, the param store and the thread counts are process-wide: calls running at once in
+several threads of one process are not isolated from each other (the depth is per thread).
 """
 
 from __future__ import annotations
