@@ -19,6 +19,7 @@ import pandas as pd
 
 from .compare import comparison_table, summarize
 from .data import Dataset, load_dataset, make_synthetic
+from .engine.policy import entry_point
 from .families import FAMILIES
 from .inference import fit as pyro_fit
 from .priors import PRIORS
@@ -164,6 +165,7 @@ def _announce(items: list, desc: str):
         yield item
 
 
+@entry_point
 def run_check(
     cases: Optional[Iterable[Case]] = None,
     *,

@@ -45,6 +45,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from .engine.policy import entry_point
 from .inference import fit as pyro_fit
 from .references import reference_fit
 from .results import Fit, Table
@@ -147,6 +148,7 @@ def comparison_table(
     return table[COLUMNS]
 
 
+@entry_point
 def compare(
     X,
     y,

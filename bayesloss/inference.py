@@ -51,6 +51,7 @@ from pyro.infer.autoguide import AutoDelta
 from pyro.infer.autoguide.initialization import init_to_value
 from pyro.optim import ClippedAdam
 
+from .engine.policy import entry_point
 from .models import build_model, linear_mean
 from .results import Fit, as_tensor
 from .spec import (
@@ -1252,6 +1253,7 @@ def warn_prior_off(given: dict, spec: ModelSpec, stacklevel: int) -> None:
         )
 
 
+@entry_point
 def fit(
     X,
     y=None,

@@ -41,6 +41,7 @@ import pyro
 import torch
 from pyro.infer import MCMC, NUTS
 
+from .engine.policy import entry_point
 from .inference import fit
 from .potential import GaussianApproximation, Potential, laplace_approximation
 from .results import Fit
@@ -378,6 +379,7 @@ def _run_nuts(whitened: _Whitened, size: int, *, chains, warmup, draws, seed, ta
     return z, stats, plan
 
 
+@entry_point
 def posterior(
     X,
     y=None,
@@ -585,6 +587,7 @@ def _minimise_elbo(model, guide) -> None:
     opt.step(closure)
 
 
+@entry_point
 def mode_space_demo(a: float = 10.0, b: float = 10.0, heads: int = 6, trials: int = 10) -> dict:
     r"""Where the mode lives: the same posterior, maximised in two spaces, by fits.
 
@@ -636,6 +639,7 @@ def mode_space_demo(a: float = 10.0, b: float = 10.0, heads: int = 6, trials: in
     return out
 
 
+@entry_point
 def shrinkage_path(
     X,
     y,
@@ -717,6 +721,7 @@ class LikelihoodComparison:
         return bool(row["elpd_diff"] > n_se * row["dse"])
 
 
+@entry_point
 def compare_likelihoods(
     X,
     y,

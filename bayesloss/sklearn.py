@@ -27,6 +27,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .engine.policy import entry_point
 from .families import get_family
 from .inference import fit as bayesloss_fit
 from .results import Fit
@@ -142,6 +143,7 @@ class LikelihoodRegressor(RegressorMixin, _LikelihoodModel):
         self.seed = seed
         self.progress = progress
 
+    @entry_point
     def fit(self, X, y):
         """Fit on ``X`` (array or DataFrame, whose column names are kept) and ``y``."""
         if self.likelihood not in REGRESSION_LIKELIHOODS:
@@ -212,6 +214,7 @@ class LikelihoodClassifier(ClassifierMixin, _LikelihoodModel):
         self.seed = seed
         self.progress = progress
 
+    @entry_point
     def fit(self, X, y):
         """Fit on ``X`` (array or DataFrame, whose column names are kept) and labels ``y``."""
         if self.likelihood not in CLASSIFICATION_LIKELIHOODS:

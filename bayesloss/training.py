@@ -46,6 +46,7 @@ from pyro.infer.autoguide import AutoDelta
 from pyro.infer.autoguide.initialization import init_to_value
 from torch import nn
 
+from .engine.policy import entry_point
 from .neural import DTYPE, MLPMean, TorchMLP, build_network_model, initial_state
 from .families import get_family
 from .spec import check_data, make_spec
@@ -115,6 +116,7 @@ def _flatten(params: dict, names) -> np.ndarray:
     return np.concatenate([params[k].detach().reshape(-1).numpy() for k in names])
 
 
+@entry_point
 def torch_equivalence(
     X,
     y,

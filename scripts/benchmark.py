@@ -1,22 +1,37 @@
 """Time ``bayesloss.fit(optimizer="lbfgs")`` against scikit-learn's exact solver for the same
-estimator, in one process, and print the ratio ours / theirs per case.
+estimator, per thread setting, and print the ratio ours / theirs per case.
 
-    python scripts/benchmark.py                 # d = 20, n = 1,000 and 100,000
-    OMP_NUM_THREADS=1 python scripts/benchmark.py --n 100000 --repeats 10
+    python scripts/benchmark.py                 # d = 20, n = 1,000 and 100,000, both settings
+    python scripts/benchmark.py --n 100000 --repeats 10 --markdown docs/benchmarks/fit.md
+
+Each thread setting runs in its own child process, so that its environment takes effect before
+torch and numpy start their thread pools: ``default`` is what a user has (the machine's
+default threads: the ``*_NUM_THREADS`` variables removed), ``1`` sets ``OMP_NUM_THREADS``,
+``MKL_NUM_THREADS`` and ``OPENBLAS_NUM_THREADS`` to 1. Within a setting scikit-learn uses the
+threads it gets, and our fits the threads their policy chooses
+(:mod:`bayesloss.engine.policy`).
 
 Both sides solve the same problem to the same accuracy: scikit-learn's iterative solvers run
 with ``tol=1e-10``, and the table shows how far apart the two answers are (max relative
 difference of the weights in their natural unit, |Δw_j|·sd(x_j)/sd(y), and of the class
 probabilities for softmax). Times are medians over ``--repeats`` runs after one warm-up, the
 two sides interleaved (ours, theirs, ours, …) so that a shared machine's changing load falls
-on both alike. Set ``OMP_NUM_THREADS`` (e.g. 1) to give both the same threads.
+on both alike. ``--markdown PATH`` writes the table, dated, with the machine and the thread
+settings.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import os
+import platform
+import subprocess
+import sys
 import time
 import warnings
+from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -67,7 +82,12 @@ def _difference(likelihood, ours, theirs, X, y):
     return float((np.abs(ours.coef_ - coef) * X.std(axis=0) / sy).max())
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+SETTINGS = ("default", "1")
+
+
 def run(ns, d, repeats, seed=0) -> pd.DataFrame:
+    """The table for this process's thread setting."""
     rows = []
     for n in ns:
         for name, likelihood, kw, make in CASES:
@@ -84,8 +104,65 @@ def run(ns, d, repeats, seed=0) -> pd.DataFrame:
                 "max_rel_diff": _difference(likelihood, ours, sk, X, y),
             })
             print(f"{name:20s} n={n:>7,d}  ours {1e3 * t_ours:8.1f} ms  sklearn "
-                  f"{1e3 * t_sk:8.1f} ms  ratio {t_ours / t_sk:6.2f}", flush=True)
+                  f"{1e3 * t_sk:8.1f} ms  ratio {t_ours / t_sk:6.2f}", file=sys.stderr,
+                  flush=True)
     return pd.DataFrame(rows)
+
+
+def _environment(setting: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
+    if setting != "default":
+        env.update({k: setting for k in THREAD_VARIABLES})
+    return env
+
+
+def _child(setting: str, args) -> pd.DataFrame:
+    """Run one thread setting in a fresh interpreter; its table comes back as CSV."""
+    print(f"--- threads: {setting}", file=sys.stderr, flush=True)
+    argv = [sys.executable, str(Path(__file__).resolve()), "--child", "--n", *map(str, args.n),
+            "--d", str(args.d), "--repeats", str(args.repeats)]
+    done = subprocess.run(argv, env=_environment(setting), check=True, stdout=subprocess.PIPE,
+                          text=True)
+    table = pd.read_csv(io.StringIO(done.stdout))
+    table.insert(0, "threads", setting)
+    return table
+
+
+def _machine() -> str:
+    import sklearn
+    import torch
+
+    return (f"{platform.machine()} {platform.processor() or platform.system()}, "
+            f"{os.cpu_count()} logical CPUs; Python {platform.python_version()}, torch "
+            f"{torch.__version__} ({torch.get_num_threads()} intra-op threads by default), "
+            f"numpy {np.__version__}, scikit-learn {sklearn.__version__}")
+
+
+def write_markdown(path, table: pd.DataFrame, args, load: tuple) -> None:
+    """The table as a dated Markdown page (for ``docs/benchmarks/``)."""
+    header = "| " + " | ".join(table.columns) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    body = ["| " + " | ".join(f"{v:.3g}" if isinstance(v, float) else f"{v}" for v in row)
+            + " |" for row in table.itertuples(index=False)]
+    text = "\n".join([
+        "# Fit time against scikit-learn",
+        "",
+        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {_machine()}; load "
+        f"average {load[0]:.1f} before, {load[1]:.1f} after (the machine was shared: times "
+        "move with its load). Thread settings: `default` = the machine's default threads "
+        "(no `*_NUM_THREADS` set), `1` = `OMP_NUM_THREADS=MKL_NUM_THREADS="
+        "OPENBLAS_NUM_THREADS=1`; each in its own process. Our fits choose their own threads "
+        "per call (`bayesloss.engine.policy`).",
+        "",
+        f"`python scripts/benchmark.py --n {' '.join(map(str, args.n))} --d {args.d} "
+        f"--repeats {args.repeats}`: medians of {args.repeats} interleaved runs after a "
+        "warm-up; `ratio` = ours / scikit-learn; `max_rel_diff` = the largest difference of "
+        "the two answers (weights in their natural unit; class probabilities for softmax).",
+        "",
+        header, rule, *body, "",
+    ])
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(text)
 
 
 def main(argv=None):
@@ -93,13 +170,24 @@ def main(argv=None):
     parser.add_argument("--n", type=int, nargs="+", default=[1_000, 100_000])
     parser.add_argument("--d", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--threads", nargs="+", choices=SETTINGS, default=list(SETTINGS),
+                        help="thread settings to measure, each in its own process")
     parser.add_argument("--out", help="also write the table as CSV here")
+    parser.add_argument("--markdown", help="also write the table as dated Markdown here")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    table = run(args.n, args.d, args.repeats)
+    if args.child:  # one setting, in the environment the parent gave this process
+        print(run(args.n, args.d, args.repeats).to_csv(index=False), end="")
+        return None
+    load = os.getloadavg()[0]
+    table = pd.concat([_child(s, args) for s in args.threads], ignore_index=True)
+    load = load, os.getloadavg()[0]
     print()
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     if args.out:
         table.to_csv(args.out, index=False)
+    if args.markdown:
+        write_markdown(args.markdown, table, args, load)
     return table
 
 

@@ -28,6 +28,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..engine.policy import entry_point
 from .config import SweepConfig
 from .grid import expand
 from .run import run_one
@@ -89,6 +90,7 @@ def _dask(todo, workers, scheduler):
             cluster.close()
 
 
+@entry_point
 def run_sweep(
     config: SweepConfig,
     out,

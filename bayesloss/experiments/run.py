@@ -30,6 +30,7 @@ import torch
 
 from .. import fit as pyro_fit
 from .. import get_family, reference_fit
+from ..engine.policy import entry_point
 from ..compare import comparison_table
 from ..data import load_dataset, make_synthetic
 
@@ -144,17 +145,17 @@ def _reference(ours, run, X, y) -> dict:
     }
 
 
+@entry_point
 def run_one(run: dict) -> dict:
     """Execute one resolved run (a row of :func:`~bayesloss.experiments.grid.expand`).
 
     Returns the run's keys plus ``status`` (``done`` / ``failed``), ``error`` and the
-    :data:`RESULT_COLUMNS`; never raises. Torch uses one thread here, so that parallel workers
-    do not oversubscribe the cores and every backend computes bit-identical numbers.
+    :data:`RESULT_COLUMNS`; never raises. A run is single-threaded (torch and BLAS, see
+    :mod:`bayesloss.engine.policy`), so that parallel workers do not oversubscribe the cores
+    and every backend computes bit-identical numbers.
     """
     row = {**run, "status": "done", "error": None}
     row.update({c: None for c in RESULT_COLUMNS})
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     start = time.perf_counter()
     try:
         Xtr, ytr, Xte, yte, truth = _data(run)
@@ -181,8 +182,6 @@ def run_one(run: dict) -> dict:
         row["error"] = (f"{type(exc).__name__}: {exc} "
                         f"[{Path(where.filename).name}:{where.lineno} in {where.name}]")
         row["seconds"] = row["seconds"] or time.perf_counter() - start
-    finally:
-        torch.set_num_threads(threads)
     row["worker"] = f"{socket.gethostname()}:{os.getpid()}"
     row["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     return row

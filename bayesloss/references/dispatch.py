@@ -13,6 +13,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..engine.policy import entry_point
 from ..results import Fit
 from ..spec import ModelSpec, check_data, feature_names, make_spec, with_changes
 # the solver modules register their routes in ROUTES on import
@@ -56,6 +57,7 @@ def reference_kind(spec: ModelSpec) -> str:
     return _solver(spec).kind
 
 
+@entry_point
 def reference_fit(
     X,
     y,
