@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..optional import require
 from .config import SweepConfig, validate_config
 from .grid import RUN_KEYS
 from .run import RESULT_COLUMNS
@@ -102,8 +103,8 @@ class RunStore:
         frame = frame.assign(_order=frame["run_id"].map(order)).sort_values("_order")
         return frame.drop(columns="_order").reset_index(drop=True)
 
-    def export(self, formats=("parquet", "csv")) -> list[Path]:
-        """Write ``OUT/runs.parquet`` and/or ``OUT/runs.csv``; return their paths."""
+    def export(self, formats=("csv",)) -> list[Path]:
+        """Write ``OUT/runs.csv`` and/or ``OUT/runs.parquet`` (pyarrow); return their paths."""
         frame = self.table()
         # list-valued cells as JSON text: one column type for every engine
         for c in _JSON:
@@ -112,6 +113,7 @@ class RunStore:
         for fmt in formats:
             path = self.out / f"runs.{fmt}"
             if fmt == "parquet":
+                require("pyarrow", "Parquet export")
                 frame.to_parquet(path, index=False)
             elif fmt == "csv":
                 frame.to_csv(path, index=False)
