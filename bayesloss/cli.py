@@ -155,13 +155,17 @@ def _check_one(args) -> int:
     data = _load(args, likelihood)
     rows = compare(_frame(data), data.y, likelihood, data=data.name, optimizer=args.optimizer,
                    batch_size=args.batch_size, seed=args.seed, **_model_kwargs(args))
+    summary = summarize(rows)
     if args.out:
-        _write_check(args.out, rows, summarize(rows))
+        _write_check(args.out, rows, summary)
     if args.json:
         print(rows.to_json(orient="records"))
     else:
         print(f"data: {data.source}, n = {data.X.shape[0]}, d = {data.X.shape[1]}")
-        print(rows)
+        print(rows[["parameter", "ours", "reference", "abs_err", "rel_err", "tolerance",
+                    "passed"]].to_string(index=False, float_format=lambda v: f"{v:.10g}"))
+        print()
+        print(_format_summary(summary))
         print("\nPASS" if rows["passed"].all() else "\nFAIL")
     return 0 if rows["passed"].all() else 1
 

@@ -102,3 +102,28 @@ def test_posterior_feature_names_must_match_the_columns(frame):
     with pytest.raises(ValueError, match="3 feature names for 2 columns"):
         bayesloss.posterior(X, y, "gaussian", method="laplace", chains=2, draws=MIN_DRAWS,
                             feature_names=["a", "b", "c"])
+
+
+def test_sweep_rows_name_their_estimates_and_older_stores_gain_the_column(tmp_path):
+    import json
+    import sqlite3
+
+    from bayesloss.data import load_dataset
+    from bayesloss.experiments import RunStore, run_sweep, validate_config
+
+    config = validate_config({"sweep": {"name": "named", "seeds": [0]},
+                              "data": {"dataset": "diabetes"},
+                              "model": {"likelihood": "gaussian", "estimator": "mle"}})
+    table = run_sweep(config, tmp_path, progress=False)
+    row = table.iloc[0]
+    params = json.loads(row["params"])
+    names = [str(c) for c in load_dataset("diabetes").feature_names]
+    assert list(params) == names + ["intercept", "scale"]
+    np.testing.assert_array_equal([params[n] for n in names], json.loads(row["coef"]))
+    assert params["intercept"] == json.loads(row["intercept"]) and params["scale"] == row["scale"]
+    # a store from before the column existed: reopening adds it, old rows keep theirs empty
+    with sqlite3.connect(tmp_path / "runs.sqlite") as conn:
+        conn.execute("ALTER TABLE runs DROP COLUMN params")
+    conn.close()
+    with RunStore(tmp_path, config) as store:
+        assert "params" in store.table().columns

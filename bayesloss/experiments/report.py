@@ -20,7 +20,7 @@ from .store import FILENAME, RunStore
 METRICS = ("coef_error", "test_nll", "test_loss", "test_accuracy", "test_ece",
            "ref_max_rel_err", "objective_gap", "seconds")
 _IGNORED = {"run_id", "status", "error", "seed", "warnings", "coef", "intercept", "ref_coef",
-            "ref_intercept", "true_coef", "scale_range", *TIMING_COLUMNS}
+            "ref_intercept", "true_coef", "params", "scale_range", *TIMING_COLUMNS}
 
 
 def swept_keys(table: pd.DataFrame) -> list[str]:

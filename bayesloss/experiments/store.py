@@ -48,6 +48,11 @@ class RunStore:
         cols = ", ".join(f'"{c}" {_TYPES.get(c, "")}'.rstrip() for c in COLUMNS[1:])
         with self.conn:
             self.conn.execute(f"CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, {cols})")
+            # a store written before a result column existed gains it (empty for old runs)
+            present = {r[1] for r in self.conn.execute("PRAGMA table_info(runs)")}
+            for c in COLUMNS[1:]:
+                if c not in present:
+                    self.conn.execute(f'ALTER TABLE runs ADD COLUMN "{c}" {_TYPES.get(c, "")}')
             self.conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             self.conn.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('digest', ?), ('config', ?), ('name', ?)",
