@@ -10,6 +10,7 @@ classical loss with a trusted solver, and see both agree::
     bayesloss.compare(X, y, "bernoulli", estimator="map", prior_scale=2.0)  # tidy table
 """
 
+from . import console  # first: it imports tqdm.auto before Pyro does, without a warning
 from .compare import compare
 from .families import FAMILIES, Family, get_family
 from .inference import DivergenceError, fit

@@ -8,7 +8,16 @@ back to text after a ``TqdmWarning``; there a bar is left off instead.
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Optional
+
+from tqdm import TqdmWarning
+
+with warnings.catch_warnings():
+    # Pyro's MCMC module imports tqdm.auto, which warns at import in a notebook kernel without
+    # ipywidgets ("IProgress not found"); imported here first, quietly, it does not warn there
+    warnings.filterwarnings("ignore", category=TqdmWarning)
+    import tqdm.auto  # noqa: F401
 
 
 def _in_notebook() -> bool:

@@ -207,3 +207,22 @@ def test_posterior_netcdf_is_compressed_and_reads_back(tmp_path, likelihood):
     else:  # float32: 7 digits
         np.testing.assert_allclose(ppc, post.idata.posterior_predictive["obs"].values,
                                    rtol=1e-6, atol=1e-6)
+
+
+def test_importing_bayesloss_in_a_notebook_kernel_raises_no_tqdm_warning():
+    """In a real Jupyter kernel without ipywidgets, ``tqdm.auto`` (which Pyro's MCMC module
+    imports) warns "IProgress not found" unless imported quietly first; our bars are off."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    try:
+        import ipywidgets  # noqa: F401
+        pytest.skip("ipywidgets installed: tqdm.auto has its widget and never warns")
+    except ImportError:
+        pass
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(f"import sys; sys.path.insert(0, {str(ROOT)!r})"),
+                nbformat.v4.new_code_cell("import bayesloss\nfrom bayesloss.console import "
+                                          "interactive\nprint(interactive())")]
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3").execute()
+    outputs = [out for cell in nb.cells for out in cell.get("outputs", [])]
+    assert [out.get("text") for out in outputs] == ["False\n"], outputs
