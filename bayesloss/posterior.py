@@ -178,13 +178,18 @@ class Posterior:
         ``warn``: raise a :class:`SamplerWarning` naming the problems; by default only the
         first time (:func:`posterior` does it once when sampling, so asking again stays
         quiet)."""
+        return self._health(warn, stacklevel=3)
+
+    def _health(self, warn: Optional[bool], stacklevel: int) -> dict:
+        """:meth:`diagnostics`, its warning attributed ``stacklevel`` frames up: to the
+        caller's line, not to this module."""
         from . import diagnostics
 
         health = diagnostics.sampler_health(self.idata)
         health["problems"] = diagnostics.health_problems(health) if self.method == "nuts" else []
         if (not self._warned if warn is None else warn) and health["problems"]:
             warnings.warn(f"{self.spec.label()} NUTS: " + "; ".join(health["problems"]),
-                          SamplerWarning, stacklevel=2)
+                          SamplerWarning, stacklevel=stacklevel)
             self._warned = True
         return health
 
@@ -433,7 +438,7 @@ def posterior(
                        names=names, mle=mle, map=map_fit, approximation=approx,
                        feature_names=tuple(feature_names), info=info, potential=potential)
     if method == "nuts":
-        info["health"] = result.diagnostics()
+        info["health"] = result._health(None, stacklevel=3)  # warns at the caller's line
     return result
 
 

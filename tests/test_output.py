@@ -96,9 +96,11 @@ def test_sampler_warning_is_raised_once_per_posterior():
                                    draws=MIN_DRAWS, progress=False)
         health = post.diagnostics()
     assert [w.category for w in caught] == [SamplerWarning]
+    assert caught[0].filename == __file__  # the user's line, not bayesloss's internals
     assert health["problems"]
-    with pytest.warns(SamplerWarning):
+    with pytest.warns(SamplerWarning) as again:
         post.diagnostics(warn=True)
+    assert again[0].filename == __file__
 
 
 def test_posterior_summary_prints_whole():
