@@ -10,14 +10,7 @@ classical loss with a trusted solver, and see both agree::
     bayesloss.compare(X, y, "bernoulli", estimator="map", prior_scale=2.0)  # tidy table
 """
 
-import warnings
-
-with warnings.catch_warnings():
-    # Pyro imports tqdm.auto, which warns "IProgress not found" in a Jupyter kernel without
-    # ipywidgets; bars fall back to plain tqdm there, so the warning only alarms the reader
-    warnings.filterwarnings("ignore", message="IProgress not found")
-    import pyro  # noqa: F401
-
+from . import console  # first: it imports tqdm.auto before Pyro does, without a warning
 from .compare import compare
 from .families import FAMILIES, Family, get_family
 from .inference import DivergenceError, fit

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .compare import comparison_table, summarize
+from .console import interactive, progress_bar
 from .data import Dataset, load_dataset, make_synthetic
 from .engine.policy import entry_point
 from .families import FAMILIES
@@ -26,6 +27,7 @@ from .priors import PRIORS
 from .references import reference_fit
 from .results import Fit
 from .spec import RowScales, make_spec
+from .training import TRAINING_CASES, equivalence_rows
 
 SYNTHETIC_N, SYNTHETIC_D = 2000, 10
 
@@ -152,16 +154,20 @@ def run_case(case: Case, optimizer: str = "lbfgs", batch_size: Optional[int] = N
 
 
 def _announce(items: list, desc: str):
-    """Yield ``items`` with progress on stderr: tqdm's bar on a terminal; one plain line per
-    case elsewhere (a pipe, a log file, CI), where a bar's carriage returns would pile up."""
-    if sys.stderr.isatty():
-        from tqdm.auto import tqdm
-
-        yield from tqdm(items, desc=desc, unit="case")
+    """Yield ``(item, cases)`` pairs with progress on stderr, counted in cases (summary rows):
+    tqdm's bar on a terminal (a widget in a notebook); one plain line per item elsewhere (a
+    pipe, a log file, CI), where a bar's carriage returns would pile up."""
+    total = sum(n for _, n, _ in items)
+    if interactive():
+        with progress_bar(total=total, desc=desc, unit="case") as bar:
+            for item, n, _ in items:
+                yield item
+                bar.update(n)
         return
-    for i, item in enumerate(items, 1):
-        name = item if isinstance(item, str) else item.id
-        print(f"{desc} [{i}/{len(items)}] {name}", file=sys.stderr, flush=True)
+    done = 0
+    for item, n, name in items:
+        done += n
+        print(f"{desc} [{done}/{total}] {name}", file=sys.stderr, flush=True)
         yield item
 
 
@@ -182,10 +188,19 @@ def run_check(
     SVI on the NLL (:func:`bayesloss.training.equivalence_rows`); None adds none."""
     cases = list(default_cases() if cases is None else cases)
     tables = []
-    items = cases + (["longley"] if include_longley else [])
-    if progress:
-        items = _announce(items, "bayesloss check")
-    for case in items:
+    # (item, its summary rows, its name): a training likelihood has one row per TRAINING_CASE
+    items = [(case, 1, case.id) for case in cases]
+    if include_longley:
+        items.append(("longley", 1, "longley (NIST)"))
+    for lik in dict.fromkeys(training or ()):
+        n = sum(name == lik for name, _ in TRAINING_CASES)
+        if n:
+            items.append((("training", lik), n, f"training: {lik}"))
+    steps = _announce(items, "bayesloss check") if progress else (item for item, _, _ in items)
+    for case in steps:
+        if isinstance(case, tuple):  # PyTorch-loss training vs Pyro SVI on the NLL
+            tables.append(equivalence_rows([case[1]], seed=seed))
+            continue
         if case == "longley":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -196,9 +211,5 @@ def run_check(
         else:
             table = run_case(case, optimizer, batch_size, seed)
         tables.append(table)
-    if training is not None:
-        from .training import equivalence_rows
-
-        tables.append(equivalence_rows(list(training), seed=seed))
     rows = pd.concat(tables, ignore_index=True)
     return rows, summarize(rows)

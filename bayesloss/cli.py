@@ -6,20 +6,29 @@ A thin layer over the package: it parses arguments, calls :mod:`bayesloss.check`
 :func:`bayesloss.fit` / :func:`bayesloss.reference_fit`, and prints. ``--data`` names a
 built-in data set or a file of your own (``--data PATH.csv|.parquet --target COLUMN
 [--features a,b,c]``, read by :mod:`bayesloss.io`).
+
+Output is for people: progress bars only on a terminal, warnings as one line each (once), and
+the exit codes of :data:`EXIT_CODES`.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
+import warnings
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import pandas as pd
 
+from . import __version__
+from .console import interactive
 from .families import FAMILIES
+from .inference import DivergenceError
 from .io import is_table_path, load_table, read_table
+from .optional import MissingExtraError
 from .priors import PRIORS
 
 MATRICES = ("all", "synthetic", "real")
@@ -27,20 +36,65 @@ BUILTIN = ("diabetes, breast_cancer, iris, wine, longley, cpunish, randhie, or "
            "synthetic-<family>")
 LABEL_LIKELIHOODS = ("bernoulli", "categorical")  # targets that are class labels
 
+#: exit code → meaning, the same for every subcommand
+EXIT_CODES = {
+    0: "done (every check row passed, every fit converged, the sampler healthy)",
+    1: "a check row failed, a fit or sampler did not converge (R-hat, ESS, E-BFMI), or "
+       "sweep runs failed",
+    2: "bad input (arguments, data, config) or a missing optional package (the message names "
+       "the extra to install)",
+    3: "numerical failure: a fit diverged (NaN or infinite objective) or NUTS had divergent "
+       "transitions",
+}
+EPILOG = "exit codes:\n" + "\n".join(
+    textwrap.fill(text, 88, initial_indent=f"  {code}  ", subsequent_indent="     ")
+    for code, text in EXIT_CODES.items())
+
+TRAINING_DATA = "training: "  # check's rows that compare PyTorch-loss training with Pyro SVI
+
+
+def _case(row) -> str:
+    """A check case in a few words: likelihood, estimator, prior and the noise scale."""
+    scale = str(row["scale"])
+    words = [row["family"], row["estimator"], row["prior"],
+             "σ learned" if scale == "learned" else "σᵢ known" if scale.startswith("per row")
+             else f"σ = {scale}" if scale else ""]
+    return " ".join(w for w in words if w)
+
 
 def _format_summary(summary: pd.DataFrame) -> str:
-    shown = summary.assign(
-        max_rel_err=summary["max_rel_err"].map(lambda v: "—" if pd.isna(v) else f"{v:.1e}"),
-        objective_gap=summary["objective_gap"].map(lambda v: f"{v:+.1e}"),
-        tolerance=[
-            f"{o:.0e}" if pd.isna(p) else f"{p:.0e} / {o:.0e}"
-            for p, o in zip(summary["param_tol"], summary["objective_tol"])
-        ],
-        passed=summary["passed"].map({True: "PASS", False: "FAIL"}),
-    ).rename(columns={"reference_kind": "reference", "reference_converged": "ref_converged"})
-    cols = ["family", "estimator", "prior", "scale", "data", "reference", "max_rel_err",
-            "objective_gap", "tolerance", "converged", "ref_converged", "passed"]
-    return shown[cols].to_string(index=False)
+    """The check's summary in at most 120 columns, every cell filled: a training row (PyTorch
+    loss vs Pyro SVI, one trajectory each) has no objective gap, and its error is absolute."""
+    training = summary["data"].str.startswith(TRAINING_DATA)
+    # synthetic-<family>: the family is in the case already
+    data = summary["data"].where(~summary["data"].str.startswith("synthetic-"), "synthetic")
+    shown = pd.DataFrame({
+        "case": summary.apply(_case, axis=1),
+        "data": data.where(~training, "training (Adam)"),
+        "reference": summary["reference_kind"].where(~training, "PyTorch"),
+        "max error": [f"{v:.1e}" for v in summary["max_rel_err"]],
+        "objective gap": ["—" if t else f"{v:+.1e}"
+                          for v, t in zip(summary["objective_gap"], training)],
+        "tolerance": [f"{p:.0e} abs." if t else f"{p:.0e} / {o:.0e}"
+                      for p, o, t in zip(summary["param_tol"], summary["objective_tol"],
+                                         training)],
+        "converged": [f"{'yes' if a else 'NO'}/{'yes' if b else 'NO'}"
+                      for a, b in zip(summary["converged"], summary["reference_converged"])],
+        "result": summary["passed"].map({True: "PASS", False: "FAIL"}),
+    })
+    for column in ("case", "data"):  # text reads left-aligned
+        shown[column] = shown[column].str.ljust(shown[column].str.len().max())
+    lines = [shown.to_string(index=False, justify="left")]
+    lines.append("max error: largest parameter error, relative to max(|reference|, its "
+                 "unit); objective gap: ours − reference,")
+    lines.append("  nats per row;")
+    lines.append("tolerance: parameters / objective; converged: ours/reference.")
+    if training.any():
+        lines.append("training (Adam), reference PyTorch: Pyro SVI on the NLL vs training on "
+                     "the PyTorch loss, same data, seed and steps;")
+        lines.append("  max error = the largest |Δparam| along the trajectories (absolute; "
+                     "no objective compared).")
+    return "\n".join(lines)
 
 
 def _load(args, likelihood: str, default: Optional[str] = None):
@@ -102,9 +156,20 @@ def _model_kwargs(args) -> dict:
     return kw
 
 
+def _write_check(out, rows: pd.DataFrame, summary: pd.DataFrame) -> list[Path]:
+    """``check_rows.csv``, ``check_summary.csv`` and ``check_summary.json`` in ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "check_rows.csv", out / "check_summary.csv", out / "check_summary.json"]
+    rows.to_csv(paths[0], index=False)
+    summary.to_csv(paths[1], index=False)
+    paths[2].write_text(summary.to_json(orient="records", indent=1))
+    return paths
+
+
 def _check_one(args) -> int:
     """Single-case mode: one likelihood on one data file, ours against the reference."""
-    from .compare import compare
+    from .compare import compare, summarize
 
     if not args.family or len(args.family) != 1:
         raise ValueError("with a data file, check runs one case: give exactly one --family")
@@ -112,15 +177,17 @@ def _check_one(args) -> int:
     data = _load(args, likelihood)
     rows = compare(_frame(data), data.y, likelihood, data=data.name, optimizer=args.optimizer,
                    batch_size=args.batch_size, seed=args.seed, **_model_kwargs(args))
+    summary = summarize(rows)
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        rows.to_csv(out / "check_rows.csv", index=False)
+        _write_check(args.out, rows, summary)
     if args.json:
         print(rows.to_json(orient="records"))
     else:
         print(f"data: {data.source}, n = {data.X.shape[0]}, d = {data.X.shape[1]}")
-        print(rows)
+        print(rows[["parameter", "ours", "reference", "abs_err", "rel_err", "tolerance",
+                    "passed"]].to_string(index=False, float_format=lambda v: f"{v:.10g}"))
+        print()
+        print(_format_summary(summary))
         print("\nPASS" if rows["passed"].all() else "\nFAIL")
     return 0 if rows["passed"].all() else 1
 
@@ -153,16 +220,12 @@ def _check(args) -> int:
         seed=args.seed,
         include_longley=args.optimizer == "lbfgs" and args.data in ("all", "real")
         and (not args.family or "gaussian" in args.family),
-        progress=not args.json,
+        progress=not args.json,  # plain lines on stderr where no terminal shows a bar
         # PyTorch-loss training vs Pyro SVI on the NLL, for the matrices with synthetic data
         training=(args.family or sorted(FAMILIES)) if args.data in ("all", "synthetic") else None,
     )
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        rows.to_csv(out / "check_rows.csv", index=False)
-        summary.to_csv(out / "check_summary.csv", index=False)
-        (out / "check_summary.json").write_text(summary.to_json(orient="records", indent=1))
+        _write_check(args.out, rows, summary)
     if args.json:
         print(summary.to_json(orient="records"))
     else:
@@ -185,13 +248,13 @@ def _fit(args) -> int:
         d = _load(args, args.likelihood)
     X = _frame(d)
     ours = fit(X, d.y, args.likelihood, optimizer=args.optimizer, batch_size=args.batch_size,
-               seed=args.seed, progress=True, **model)
+               seed=args.seed, progress=interactive(), **model)
     print(f"data: {d.name} ({d.source.split(';')[0]}), n = {d.X.shape[0]}, d = {d.X.shape[1]}")
     print(ours.summary())
     if args.reference:
         print()
         print(reference_fit(X, d.y, args.likelihood, **model).summary())
-    return 0
+    return 0 if ours.converged else 1
 
 
 def _data_args(parser, default_help: str) -> None:
@@ -217,11 +280,40 @@ def _model_args(parser, defaults: bool = True) -> None:
     def default(value):
         return value if defaults else None
 
-    parser.add_argument("--estimator", choices=["mle", "map"], default=default("mle"))
-    parser.add_argument("--prior", choices=sorted(PRIORS), help="MAP only (default normal)")
-    parser.add_argument("--prior-scale", type=float, help="MAP only (default 1)")
-    parser.add_argument("--noise-scale", type=float, default=None)
-    parser.add_argument("--df", type=float, default=default(4.0))
+    parser.add_argument("--estimator", choices=["mle", "map"], default=default("mle"),
+                        help="mle: the likelihood alone (the plain loss); map: with the prior on "
+                        "the weights (the penalised loss)" + (" (default: mle)" if defaults
+                                                              else ""))
+    parser.add_argument("--prior", choices=sorted(PRIORS),
+                        help="the prior on the weights, MAP only (default normal: ridge; "
+                        "laplace: lasso)")
+    parser.add_argument("--prior-scale", type=float,
+                        help="the prior's scale τ, MAP only (default 1; smaller shrinks more)")
+    _noise_args(parser, df_default=default(4.0))
+
+
+def _noise_args(parser, df_default: Optional[float] = 4.0) -> None:
+    parser.add_argument("--noise-scale", type=float, default=None, metavar="SIGMA",
+                        help="fix the noise scale σ (gaussian, studentt) or b (laplace) at "
+                        "SIGMA instead of learning it")
+    parser.add_argument("--df", type=float, default=df_default, metavar="NU",
+                        help="degrees of freedom ν of the studentt likelihood"
+                        + (f" (default {df_default:g})" if df_default is not None else
+                           " (default 4)"))
+
+
+def _sampler_args(parser) -> None:
+    parser.add_argument("--chains", type=int, default=4,
+                        help="NUTS chains, run in parallel where the CPUs allow (default 4)")
+    parser.add_argument("--warmup", type=int, default=500,
+                        help="warm-up iterations per chain, which tune the step size and mass "
+                        "matrix (default 500)")
+    parser.add_argument("--draws", type=int, default=1000,
+                        help="draws kept per chain (default 1000, at least 50)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the point fits, the starts and the sampler (default 0)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar (bars are shown only on a terminal anyway)")
 
 
 def _sweep(args) -> int:
@@ -230,15 +322,16 @@ def _sweep(args) -> int:
     config = load_config(args.config, overrides=args.set)
     table = run_sweep(config, args.out, workers=args.workers, backend=args.backend,
                       scheduler=args.scheduler, retry_failed=args.retry_failed,
-                      progress=not args.quiet)
+                      progress=False if args.quiet else None)
     failed = table[table["status"] == "failed"]
+    exported = [n for n in ("runs.csv", "runs.parquet") if (Path(args.out) / n).exists()]
     print(f"{len(table)} runs stored in {Path(args.out) / 'runs.sqlite'} "
-          f"({len(failed)} failed); table: runs.parquet, runs.csv")
+          f"({len(failed)} failed); table: {', '.join(exported)}")
     for _, row in failed.head(5).iterrows():
         print(f"  failed {row['run_id']}: {row['error']}")
     if not args.no_report:
-        return _report(args)
-    return 0
+        _report(args)
+    return 1 if len(failed) else 0
 
 
 def _report(args) -> int:
@@ -247,6 +340,14 @@ def _report(args) -> int:
     paths = write_report(args.out)
     print("report: " + ", ".join(str(p) for p in paths))
     return 0
+
+
+def _health_code(posteriors) -> int:
+    """3 where NUTS diverged, 1 where it did not converge by R-hat / ESS / E-BFMI, else 0."""
+    health = [p.info["health"] for p in posteriors if "health" in p.info]
+    if any(h["divergences"] for h in health):
+        return 3
+    return 1 if any(h["problems"] for h in health) else 0
 
 
 def _posterior(args) -> int:
@@ -263,11 +364,11 @@ def _posterior(args) -> int:
     else:
         d = _load(args, args.likelihood)
     prior = None if args.prior == "flat" else args.prior
-    post = posterior(d.X, d.y, args.likelihood, prior=prior, prior_scale=args.prior_scale,
+    post = posterior(_frame(d), d.y, args.likelihood, prior=prior, prior_scale=args.prior_scale,
                      fit_intercept=fit_intercept,
                      noise_scale=args.noise_scale, df=args.df, method=args.method,
                      chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
-                     progress=not args.quiet, feature_names=list(map(str, d.feature_names)))
+                     progress=False if args.quiet else None)
     print(f"data: {d.name}, n = {d.X.shape[0]}, d = {d.X.shape[1]};  {post!r};  "
           f"chains: {post.info['chains']}")
     table = post.summary()
@@ -285,14 +386,13 @@ def _posterior(args) -> int:
         shrinkage = None
         if prior is not None and not post.spec.kinked:
             taus = args.prior_scale * np.logspace(-2, 2, 9)
-            shrinkage = shrinkage_path(d.X, d.y, args.likelihood, taus, prior=prior,
+            shrinkage = shrinkage_path(_frame(d), d.y, args.likelihood, taus, prior=prior,
                                        noise_scale=args.noise_scale, df=args.df,
-                                       fit_intercept=fit_intercept,
-                                       feature_names=list(map(str, d.feature_names)))
+                                       fit_intercept=fit_intercept)
         paths = save_figures(post, out, shrinkage)
         print(f"wrote {out / 'posterior_summary.csv'}, {out / 'posterior.nc'} and "
               f"{len(paths)} figures to {out}")
-    return 0
+    return _health_code([post])
 
 
 def _which_loss(args) -> int:
@@ -301,10 +401,10 @@ def _which_loss(args) -> int:
     # class labels are encoded only if every likelihood compared takes them
     labels = all(lik in LABEL_LIKELIHOODS for lik in args.likelihood)
     d = _load(args, args.likelihood[0] if labels else "laplace", default="synthetic-laplace")
-    out = compare_likelihoods(d.X, d.y, args.likelihood, prior=args.prior,
+    out = compare_likelihoods(_frame(d), d.y, args.likelihood, prior=args.prior,
                               prior_scale=args.prior_scale, chains=args.chains,
                               warmup=args.warmup, draws=args.draws, seed=args.seed,
-                              progress=not args.quiet)
+                              progress=False if args.quiet else None)
     cols = ["rank", "elpd_loo", "p_loo", "elpd_diff", "se", "dse", "weight", "max_pareto_k",
             "n_bad_k"]
     print(f"data: {d.name}, n = {d.X.shape[0]}, d = {d.X.shape[1]}; ranked by PSIS-LOO")
@@ -312,21 +412,42 @@ def _which_loss(args) -> int:
     close = [n for n in out.table.index[1:] if not out.beaten_beyond_se(n, 2.0)]
     print(f"best: {out.best}" + (f" (within 2 SE of the difference: {', '.join(close)})"
                                  if close else ""))
-    return 0
+    return _health_code(out.posteriors.values())
+
+
+def _subcommand(sub, name: str, help: str, description: str):
+    """A subcommand whose help ends with the exit codes (the epilog keeps its line breaks)."""
+    return sub.add_parser(name, help=help, description=textwrap.fill(description, 88),
+                          epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _optimizer_args(parser) -> None:
+    parser.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs",
+                        help="lbfgs: full-batch L-BFGS to a tight stopping rule (default); "
+                        "adam: Pyro SVI's Adam, looser tolerances")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="minibatch size (adam only; default: full batch)")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``bayesloss`` command line: every subcommand and option, each with help text, and
+    the exit codes in the epilog (rendered by sphinx-argparse in the documentation)."""
     parser = argparse.ArgumentParser(
         prog="bayesloss",
-        description="Everyday losses are negative log-likelihoods: fit the Pyro model, fit the "
-        "classical loss, and check that they agree.",
+        description=textwrap.fill("Everyday losses are negative log-likelihoods: fit the Pyro "
+                                  "model, fit the classical loss, and check that they agree.",
+                                  88),
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                        help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    check = sub.add_parser("check", help="run the verification matrix (exit 1 if a row fails)")
-    check.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
-    check.add_argument("--batch-size", type=int, default=None,
-                       help="minibatch size (adam only)")
+    check = _subcommand(sub, "check", "run the verification matrix (exit 1 if a row fails)",
+                        "Fit every likelihood × estimator × prior with the Pyro model and with "
+                        "a trusted solver, and compare parameters and objectives; or, with a "
+                        "data file, one case on your data.")
+    _optimizer_args(check)
     _data_args(
         check, "which cases: all, synthetic or real (default: all for lbfgs; synthetic for "
         "adam, which does not reach 1e-4 with a laplace prior on collinear real designs, "
@@ -336,91 +457,128 @@ def build_parser() -> argparse.ArgumentParser:
                        help="restrict to these families (repeatable); with a data file, the "
                        "one likelihood to check")
     _model_args(check, defaults=False)
-    check.add_argument("--seed", type=int, default=0)
-    check.add_argument("--json", action="store_true", help="print the rows as JSON")
-    check.add_argument("--out", help="write check_rows.csv, check_summary.csv/.json here")
+    check.add_argument("--seed", type=int, default=0, help="seed of our fits (default 0)")
+    check.add_argument("--json", action="store_true",
+                       help="print the summary (the rows, with a data file) as JSON")
+    check.add_argument("--out", metavar="DIR",
+                       help="write check_rows.csv, check_summary.csv and check_summary.json "
+                       "here")
     check.set_defaults(run=_check)
 
-    f = sub.add_parser("fit", help="fit one model on one data set and print its summary")
-    f.add_argument("likelihood", choices=sorted(FAMILIES))
+    f = _subcommand(sub, "fit", "fit one model on one data set and print its summary",
+                    "Fit one likelihood (MLE, or MAP with --estimator map) by L-BFGS or Adam "
+                    "and print the estimate, NLL, loss, convergence and standard errors.")
+    f.add_argument("likelihood", choices=sorted(FAMILIES), help="the likelihood (the loss)")
     _data_args(f, f"{BUILTIN} (default: synthetic data of the likelihood)")
     _formula_arg(f)
     _model_args(f)
-    f.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
-    f.add_argument("--batch-size", type=int, default=None)
-    f.add_argument("--seed", type=int, default=0)
+    _optimizer_args(f)
+    f.add_argument("--seed", type=int, default=0, help="seed of the fit (default 0)")
     f.add_argument("--reference", action="store_true", help="also print the reference fit")
     f.set_defaults(run=_fit)
 
-    sw = sub.add_parser("sweep", help="run a TOML-configured sweep into OUT (resumable), then "
-                        "write its report")
+    sw = _subcommand(sub, "sweep", "run a TOML-configured sweep into OUT (resumable), then "
+                     "write its report",
+                     "Run every run of a sweep config not yet stored in OUT/runs.sqlite, "
+                     "export runs.csv (and runs.parquet where pyarrow is installed), then "
+                     "write the report.")
     sw.add_argument("config", help="the sweep's TOML file (see scripts/configs/)")
     sw.add_argument("--out", required=True, help="output directory: runs.sqlite, the tables, "
                     "figures and report")
     sw.add_argument("--workers", type=int, default=1, help="worker processes (default 1: "
                     "in this process)")
     sw.add_argument("--backend", choices=["local", "dask"], default="local",
-                    help="local processes, or a Dask LocalCluster of --workers processes")
-    sw.add_argument("--scheduler", default=None,
-                    help="address of an existing Dask scheduler (tcp://host:port)")
+                    help="local processes, or a Dask LocalCluster of --workers processes "
+                    "(needs the dask extra: pip install \"bayesloss[dask]\")")
+    sw.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                    help="address of an existing Dask scheduler (tcp://host:port); implies "
+                    "--backend dask")
     sw.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="override a config value with a TOML value, e.g. --set "
                     "'data.n=[20, 50]' (repeatable; the store records the result)")
     sw.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     sw.add_argument("--no-report", action="store_true", help="skip the report")
-    sw.add_argument("--quiet", action="store_true", help="no progress bar")
+    sw.add_argument("--quiet", action="store_true",
+                    help="no progress bar (bars are shown only on a terminal anyway)")
     sw.set_defaults(run=_sweep)
 
-    rep = sub.add_parser("report", help="write OUT/report.md and OUT/report.html (tables and "
-                         "PNG figures) from a sweep's store")
+    rep = _subcommand(sub, "report", "write OUT/report.md and OUT/report.html (tables and "
+                      "PNG figures) from a sweep's store",
+                      "Read OUT/runs.sqlite and write the report; fits nothing.")
     rep.add_argument("out", help="the sweep's output directory")
     rep.set_defaults(run=_report)
 
-    p = sub.add_parser("posterior", help="sample the posterior (NUTS) or its Laplace "
-                       "approximation; write summary, InferenceData and figures")
-    p.add_argument("likelihood", choices=sorted(FAMILIES))
+    p = _subcommand(sub, "posterior", "sample the posterior (NUTS) or its Laplace "
+                    "approximation; write summary, InferenceData and figures",
+                    "The posterior of likelihood + prior: NUTS draws (or the Laplace "
+                    "approximation's), summarised beside the MLE and the MAP.")
+    p.add_argument("likelihood", choices=sorted(FAMILIES), help="the likelihood (the loss)")
     _data_args(p, f"{BUILTIN} (default: synthetic data of the likelihood)")
     _formula_arg(p)
-    p.add_argument("--method", choices=["nuts", "laplace"], default="nuts")
+    p.add_argument("--method", choices=["nuts", "laplace"], default="nuts",
+                   help="nuts: Pyro NUTS draws (default); laplace: draws from the Gaussian "
+                   "at the mode (smooth models only)")
     p.add_argument("--prior", choices=sorted(PRIORS) + ["flat"], default="normal",
-                   help="prior on the weights; flat: the posterior whose mode is the MLE")
-    p.add_argument("--prior-scale", type=float, default=1.0)
-    p.add_argument("--noise-scale", type=float, default=None)
-    p.add_argument("--df", type=float, default=4.0)
-    p.add_argument("--chains", type=int, default=4)
-    p.add_argument("--warmup", type=int, default=500)
-    p.add_argument("--draws", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--out", help="write posterior_summary.csv, posterior.nc and PNG figures")
+                   help="prior on the weights (default normal); flat: the posterior whose "
+                   "mode is the MLE")
+    p.add_argument("--prior-scale", type=float, default=1.0,
+                   help="the prior's scale τ (default 1)")
+    _noise_args(p)
+    _sampler_args(p)
+    p.add_argument("--out", metavar="DIR",
+                   help="write posterior_summary.csv, posterior.nc (InferenceData, "
+                   "compressed) and PNG figures here")
     p.set_defaults(run=_posterior)
 
-    w = sub.add_parser("which-loss", help="rank likelihoods (losses) by PSIS-LOO")
+    w = _subcommand(sub, "which-loss", "rank likelihoods (losses) by PSIS-LOO",
+                    "Sample each likelihood's posterior by NUTS and rank them by PSIS-LOO "
+                    "expected log predictive density.")
     _data_args(w, f"{BUILTIN} (default: synthetic-laplace)")
     w.add_argument("--likelihood", action="append", choices=sorted(FAMILIES),
-                   help="repeatable (default: gaussian, laplace, studentt)")
-    w.add_argument("--prior", choices=sorted(PRIORS), default="normal")
-    w.add_argument("--prior-scale", type=float, default=1.0)
-    w.add_argument("--chains", type=int, default=4)
-    w.add_argument("--warmup", type=int, default=500)
-    w.add_argument("--draws", type=int, default=1000)
-    w.add_argument("--seed", type=int, default=0)
-    w.add_argument("--quiet", action="store_true", help="no progress bar")
+                   help="a likelihood to rank, repeatable (default: gaussian, laplace, "
+                   "studentt)")
+    w.add_argument("--prior", choices=sorted(PRIORS), default="normal",
+                   help="the prior on every likelihood's weights (default normal)")
+    w.add_argument("--prior-scale", type=float, default=1.0,
+                   help="the prior's scale τ (default 1)")
+    _sampler_args(w)
     w.set_defaults(run=_which_loss)
     return parser
 
 
+def _warning_printer():
+    """``warnings.showwarning`` for the command line: each warning as one line on stderr,
+    without the source line Python prints under it, and each message once (posterior() and
+    a later health check may raise the same one)."""
+    seen = set()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = f"bayesloss: warning: {category.__name__}: {message}"
+        if text not in seen:
+            seen.add(text)
+            print(text, file=sys.stderr if file is None else file)
+
+    return show
+
+
 def main(argv=None) -> int:
+    """Run the command line; returns the exit code (see :data:`EXIT_CODES`)."""
     args = build_parser().parse_args(argv)
     if args.command == "which-loss" and not args.likelihood:
         args.likelihood = ["gaussian", "laplace", "studentt"]
     if getattr(args, "data", None) is None and args.command == "fit":
         args.data = f"synthetic-{args.likelihood}"
-    try:
-        return args.run(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"bayesloss: error: {err}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():  # restores the filters and showwarning on leaving
+        warnings.simplefilter("always")  # every warning reaches the printer, which dedupes
+        warnings.showwarning = _warning_printer()
+        try:
+            return args.run(args)
+        except (ValueError, FileNotFoundError, MissingExtraError) as err:
+            print(f"bayesloss: error: {err}", file=sys.stderr)
+            return 2
+        except DivergenceError as err:
+            print(f"bayesloss: numerical failure: {err}", file=sys.stderr)
+            return 3
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 Every problem with the file is a :class:`DataError` (a ValueError, so the command line exits
 with code 2) that names what is wrong and how to fix it: a missing target or feature column,
 non-numeric feature columns (with the one-hot encoding that fixes them), missing values, an
-empty file, Parquet without pyarrow. Reading only reads, so a failure leaves nothing behind.
+empty file. Parquet without pyarrow is a :class:`~bayesloss.optional.MissingExtraError` naming
+the extra to install (exit code 2 as well). Reading only reads, so a failure leaves nothing
+behind.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .data import Dataset
+from .optional import require
 
 SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -41,17 +44,13 @@ def read_table(path) -> pd.DataFrame:
         if kind == "csv":
             frame = pd.read_csv(path)
         else:
+            require("pyarrow", f"reading Parquet ({path}; or save it as CSV)")
             frame = pd.read_parquet(path)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} is empty: expected a header row of column names, then data"
                         ) from None
     except pd.errors.ParserError as err:
         raise DataError(f"{path} is not a readable CSV file: {err}") from None
-    except ImportError:
-        raise DataError(
-            f"reading Parquet ({path}) needs pyarrow: pip install pyarrow (or "
-            "pip install 'bayesloss[parquet]'), or save the data as CSV"
-        ) from None
     if frame.shape[1] == 0:
         raise DataError(f"{path} has no columns")
     if frame.shape[0] == 0:

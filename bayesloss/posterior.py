@@ -29,7 +29,6 @@ constrained parameters (the learned scale): see :func:`mode_space_demo`.
 from __future__ import annotations
 
 import multiprocessing
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -41,11 +40,12 @@ import pyro
 import torch
 from pyro.infer import MCMC, NUTS
 
+from .console import show_progress
 from .engine.policy import entry_point
 from .inference import fit
 from .potential import GaussianApproximation, Potential, laplace_approximation
-from .results import Fit
-from .spec import IdentifiabilityWarning, check_data, make_spec
+from .results import Fit, Table, feature_labels, parameter_label
+from .spec import IdentifiabilityWarning, check_data, feature_names as frame_names, make_spec
 
 METHODS = ("nuts", "laplace")
 MIN_DRAWS = 50  # split R-hat and the ESS estimates need a few dozen draws per chain
@@ -112,21 +112,27 @@ class Posterior:
     method:
         ``"nuts"`` or ``"laplace"``.
     idata:
-        ``arviz.InferenceData`` with ``posterior`` (sites ``weight``, ``bias``, ``scale`` when
-        learned), ``sample_stats`` (NUTS: ``energy``, ``step_size``, ``diverging``),
+        ``arviz.InferenceData`` with ``posterior`` (the model's sites ``weight`` over the
+        ``feature`` dimension, whose coordinates are :attr:`feature_names`, ``bias``, ``scale``
+        when learned; tables and figures name each scalar by
+        :func:`~bayesloss.results.parameter_label`), ``sample_stats`` (NUTS: ``energy``, ``step_size``, ``diverging``),
         ``log_likelihood`` and ``posterior_predictive`` (``obs``), ``observed_data``.
     mean_, cov_:
         Posterior mean and covariance of ``[coef…, intercept]`` (coef row-major for
         categorical) in the user's coordinates: exact Gaussian moments for ``"laplace"``,
-        sample moments for ``"nuts"``. :attr:`names` labels them.
+        sample moments for ``"nuts"``. :attr:`names` labels them
+        (:func:`~bayesloss.results.parameter_label`: ``age``, ``intercept``).
     mle, map:
         The core's point fits (:func:`bayesloss.fit`); ``mle`` is None where the MLE does not
         exist (separable classes), ``map`` is None for ``prior=None``.
     approximation:
         The Gaussian at the mode in the unconstrained space (the Laplace approximation, and the
         preconditioner of NUTS).
+    feature_names:
+        The columns' names: a DataFrame's, ``feature_names=``, or ``x0, x1, …``.
     info:
-        Timing, chain method (parallel processes or sequential, and why), etc.
+        Timing, chain method (parallel processes or sequential, and why), sampler health
+        (``info["health"]``), etc.
     """
 
     spec: object
@@ -141,38 +147,44 @@ class Posterior:
     feature_names: tuple
     info: dict = field(default_factory=dict)
     potential: Optional[Potential] = field(default=None, repr=False)
+    _warned: bool = field(default=False, repr=False)
 
-    def summary(self) -> pd.DataFrame:
+    def summary(self) -> Table:
         """ArviZ's summary (mean, sd, HDI, MCSE, ESS, R-hat) with the MLE and the MAP beside
-        it; the MAP is AutoDelta's mode of the density of θ (the *constrained* space), labelled
-        so; ``laplace_mode_unconstrained`` is the Laplace approximation's mode (the density of
-        ``u``, with ``log σ`` for a learned scale).
+        it, one row per parameter named as in :meth:`Fit.params`
+        (:func:`~bayesloss.results.parameter_label`); the MAP is AutoDelta's mode of the
+        density of θ (the *constrained* space), labelled so; ``laplace_mode_unconstrained`` is
+        the Laplace approximation's mode (the density of ``u``, with ``log σ`` for a learned
+        scale). A :class:`~bayesloss.results.Table`: it prints whole.
 
         A categorical posterior's per-class weights are identified only relative to one
         another (a shift common to the K classes leaves the likelihood unchanged: only the
         prior pins it, so each has a wide sd while their differences are sharp). Its summary
-        ends with the contrasts to class 0 (rows ``weight[x, k] − weight[x, 0]`` and
-        ``bias[k] − bias[0]``; see :meth:`contrasts`) and says so in ``attrs["note"]``."""
+        ends with the contrasts to class 0 (rows ``age[k] − age[0]`` and
+        ``intercept[k] − intercept[0]``; see :meth:`contrasts`) and says so in
+        ``attrs["note"]``."""
         from . import diagnostics
 
-        table = diagnostics.summary(self.idata).reset_index(names="parameter")
-        mode_values, _ = self.potential.unpack(torch.as_tensor(
-            self.approximation.mode))
-        index = self._index
-        table["mle"] = [_lookup(_site_values(self.mle), p, index) for p in table["parameter"]]
-        table["map_constrained"] = [_lookup(_site_values(self.map), p, index)
-                                    for p in table["parameter"]]
-        mode = {k: v.numpy() for k, v in mode_values.items()}
-        table["laplace_mode_unconstrained"] = [_lookup(mode, p, index)
-                                               for p in table["parameter"]]
+        table = diagnostics.summary(self.idata)
+        post = self.idata.posterior
+        # ArviZ lists each variable's elements in C order, as np.ndindex does
+        keys = [(site, idx) for site in post.data_vars for idx in np.ndindex(post[site].shape[2:])]
+        mode_values, _ = self.potential.unpack(torch.as_tensor(self.approximation.mode))
+        columns = {"mle": _site_values(self.mle), "map_constrained": _site_values(self.map),
+                   "laplace_mode_unconstrained": {k: v.numpy() for k, v in mode_values.items()}}
+        table.insert(0, "parameter",
+                     [parameter_label(site, idx, self.feature_names) for site, idx in keys])
+        for column, values in columns.items():
+            table[column] = [np.nan if values is None or site not in values
+                             else float(np.asarray(values[site])[idx]) for site, idx in keys]
+        table = table.reset_index(drop=True)
         if not self.spec.family.multiclass:
-            return table
+            return Table(table)
         contrasts = self.contrasts()
         contrasts.insert(0, "parameter", [
-            f"bias[{k}] − bias[0]" if name == "intercept" and "bias" in self.idata.posterior
-            else f"weight[{name}, {k}] − weight[{name}, 0]"
+            f"{name}[{k}] − {name}[0]"
             for name, k in zip(contrasts.pop("parameter"), contrasts.pop("class"))])
-        table = pd.concat([table, contrasts], ignore_index=True)
+        table = Table(pd.concat([table, contrasts], ignore_index=True))
         table.attrs["note"] = (
             "softmax: a shift common to the K classes leaves the likelihood unchanged, so the "
             "per-class weights are identified only relative to one another (by the prior "
@@ -229,20 +241,26 @@ class Posterior:
             table[column] = (rows[:, others] - rows[:, [reference]]).ravel()
         return table
 
-    @property
-    def _index(self) -> dict:
-        return {name: j for j, name in enumerate(self.feature_names)}
+    def diagnostics(self, warn: Optional[bool] = None) -> dict:
+        """Max R-hat, min bulk / tail ESS, divergences, min E-BFMI, and the thresholds missed
+        (``problems``): R-hat > 1.01, ESS < 100 per chain, any divergence, E-BFMI < 0.3.
 
-    def diagnostics(self, warn: bool = True) -> dict:
-        """Max R-hat, min bulk / tail ESS, divergences, min E-BFMI; warns (SamplerWarning)
-        when R-hat > 1.01, ESS < 100 per chain, any divergence or E-BFMI < 0.3."""
+        ``warn``: raise a :class:`SamplerWarning` naming the problems; by default only the
+        first time (:func:`posterior` does it once when sampling, so asking again stays
+        quiet)."""
+        return self._health(warn, stacklevel=3)
+
+    def _health(self, warn: Optional[bool], stacklevel: int) -> dict:
+        """:meth:`diagnostics`, its warning attributed ``stacklevel`` frames up: to the
+        caller's line, not to this module."""
         from . import diagnostics
 
         health = diagnostics.sampler_health(self.idata)
         health["problems"] = diagnostics.health_problems(health) if self.method == "nuts" else []
-        if warn and health["problems"]:
+        if (not self._warned if warn is None else warn) and health["problems"]:
             warnings.warn(f"{self.spec.label()} NUTS: " + "; ".join(health["problems"]),
-                          SamplerWarning, stacklevel=2)
+                          SamplerWarning, stacklevel=stacklevel)
+            self._warned = True
         return health
 
     def draws(self, site: str) -> np.ndarray:
@@ -254,22 +272,6 @@ class Posterior:
         post = self.idata.posterior
         return (f"Posterior({self.spec.label()}, method={self.method!r}, "
                 f"chains={post.sizes['chain']}, draws={post.sizes['draw']})")
-
-
-def _lookup(values: Optional[dict], parameter: str, features: dict):
-    """The entry of ``values`` named like ArviZ's rows: ``weight[x3]``, ``weight[x1, 2]``,
-    ``bias[0]``, ``scale`` (a weight's first index is its feature name)."""
-    name, _, index = parameter.partition("[")
-    if values is None or name not in values:
-        return np.nan
-    value = np.asarray(values[name])
-    if not index:
-        return float(value)
-    # split from the right: a feature name may hold brackets and commas (C(g)[T.b])
-    parts = index[:-1].rsplit(", ", value.ndim - 1)
-    if name == "weight":
-        parts[0] = features[parts[0]]
-    return float(value[tuple(int(i) for i in parts)])
 
 
 def _site_values(point: Optional[Fit]) -> Optional[dict]:
@@ -439,9 +441,12 @@ def posterior(
         Multiprocessing start method for parallel chains (default ``"fork"`` where available,
         else ``"spawn"``; the potential is picklable).
     progress:
-        Pyro's progress bar while sampling (default: when stderr is a terminal).
+        Pyro's progress bar while sampling (default: on a terminal, or in a notebook with
+        ipywidgets; never into a pipe or a log file).
     feature_names:
-        Coordinates of the ``feature`` dimension (default ``x0, x1, …``).
+        The columns' names: the ``feature`` coordinates of :attr:`Posterior.idata` and the
+        weights' names in every table and figure (default: a DataFrame ``X``'s columns, as
+        :func:`bayesloss.fit` takes them, else ``x0, x1, …``).
 
     Returns
     -------
@@ -468,15 +473,12 @@ def posterior(
         raise ValueError(
             f"the Laplace approximation needs a twice-differentiable log density; "
             f"{spec.label()} has kinks (a laplace likelihood or prior): use method='nuts'")
+    names = frame_names(X) if feature_names is None else feature_names
     X, y = _validated(X, y, spec)
-    if feature_names is None:
-        feature_names = tuple(f"x{j}" for j in range(X.shape[1]))
-    elif len(feature_names) != X.shape[1]:
-        raise ValueError(f"{len(feature_names)} feature_names for {X.shape[1]} columns")
+    feature_names = feature_labels(names, X.shape[1])
     if mp_context is None:
         mp_context = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    if progress is None:
-        progress = sys.stderr.isatty()
+    progress = show_progress(progress)
 
     start = time.perf_counter()
     mle, map_fit = _point_fits(X, y, likelihood, spec, model_kw, seed)
@@ -515,25 +517,19 @@ def posterior(
                        names=names, mle=mle, map=map_fit, approximation=approx,
                        feature_names=tuple(feature_names), info=info, potential=potential)
     if method == "nuts":
-        info["health"] = result.diagnostics(warn=True)
+        info["health"] = result._health(None, stacklevel=3)  # warns at the caller's line
     return result
 
 
 def _coef_layout(potential: Potential, feature_names):
-    """Names and positions in ``u`` of ``[coef…, intercept]`` (identity-transformed sites)."""
+    """Names (:func:`~bayesloss.results.parameter_label`) and positions in ``u`` of
+    ``[coef…, intercept]`` (identity-transformed sites)."""
     names, idx = [], []
     for s in potential.sites:
         if s.name not in ("weight", "bias"):
             continue
         idx += list(range(s.start, s.stop))
-        if s.name == "weight":
-            if len(s.shape) == 2:
-                names += [f"coef[{f},{c}]" for f in feature_names for c in range(s.shape[1])]
-            else:
-                names += [f"coef[{f}]" for f in feature_names]
-        else:
-            names += ["intercept"] if not s.shape else [f"intercept[{c}]" for c in
-                                                         range(s.shape[0])]
+        names += [parameter_label(s.name, i, feature_names) for i in np.ndindex(*s.shape)]
     return names, np.array(idx)
 
 
@@ -662,7 +658,9 @@ def shrinkage_path(
     The interval is the Laplace approximation's (Gaussian in the coefficients' own
     coordinates, exact for a Gaussian likelihood with σ fixed and a normal prior); ``map`` is
     AutoDelta's mode in the constrained space and ``mode`` the Laplace approximation's
-    (equal for the coefficients unless a learned scale's Jacobian moves them).
+    (equal for the coefficients unless a learned scale's Jacobian moves them). ``parameter``
+    names the coefficients as every table does (:func:`~bayesloss.results.parameter_label`:
+    ``feature_names``, else a DataFrame ``X``'s columns, else ``x0, x1, …``).
     """
     from scipy.stats import norm
 
@@ -670,6 +668,8 @@ def shrinkage_path(
     model_kw = dict(prior=prior, noise_scale=noise_scale, df=df, prior_df=prior_df,
                     fit_intercept=fit_intercept)
     z = norm.ppf(0.5 + prob / 2)
+    features = feature_labels(frame_names(X) if feature_names is None else feature_names,
+                              np.shape(X)[1])
     for tau in prior_scales:
         spec = make_spec(likelihood, estimator="map", prior_scale=tau, **model_kw)
         if spec.kinked:
@@ -682,8 +682,7 @@ def shrinkage_path(
         approx = laplace_approximation(potential, {"weight": point.coef_,
                                                    "bias": point.intercept_,
                                                    "scale": point.scale_})
-        names, idx = _coef_layout(potential, feature_names or
-                                  tuple(f"x{j}" for j in range(Xc.shape[1])))
+        names, idx = _coef_layout(potential, features)
         sd = np.sqrt(np.diag(approx.cov)[idx])
         point_values = np.r_[np.ravel(point.coef_), np.ravel(point.intercept_)] \
             if fit_intercept else np.ravel(point.coef_)

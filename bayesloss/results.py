@@ -23,6 +23,51 @@ from .potential import point_covariance
 from .priors import penalty_mapping
 from .spec import ModelSpec, check_X, feature_names, make_spec
 
+#: the one word for each scalar site in every table and figure
+SITE_LABELS = {"bias": "intercept", "scale": "scale"}
+
+
+def feature_labels(names, d: int) -> tuple[str, ...]:
+    """The names of ``d`` feature columns: a DataFrame's column names (``names``), else
+    ``x0, x1, …`` (scikit-learn's ``get_feature_names_out`` convention)."""
+    if names is None:
+        return tuple(f"x{j}" for j in range(d))
+    if len(names) != d:
+        raise ValueError(f"{len(names)} feature names for {d} columns")
+    return tuple(map(str, names))
+
+
+def parameter_label(site: str, index: tuple = (), features=None) -> str:
+    """The one name of a parameter, used by fit summaries, :meth:`Fit.params`, posterior
+    summaries, figures, ``compare`` tables and sweep exports.
+
+    A weight is named by its feature (``features`` from :func:`feature_labels`): ``age``,
+    ``age[2]`` for class 2; the intercept is ``intercept`` (``intercept[2]``), a noise scale
+    ``scale``; a log σ(x) head's are ``log σ: age`` and ``log σ: intercept``; any other site
+    (a network's layers) by site name and index, ``layers.0.weight[3,1]``.
+
+    Parameters
+    ----------
+    site:
+        The model site: ``weight``, ``bias``, ``scale``, ``scale_weight``, ``scale_bias``, or a
+        network's.
+    index:
+        The element's index within the site (``()`` for a scalar).
+    features:
+        The feature names, needed for ``weight`` and ``scale_weight``.
+    """
+    index = tuple(int(i) for i in index)
+    if site in ("weight", "scale_weight"):
+        name, rest = str(features[index[0]]), index[1:]
+        if site == "scale_weight":
+            name = f"log σ: {name}"
+    elif site == "scale_bias":
+        name, rest = "log σ: intercept", index
+    else:
+        name, rest = SITE_LABELS.get(site, site), index
+    return name + (f"[{','.join(map(str, rest))}]" if rest else "")
+
+
 class Table(pd.DataFrame):
     """A DataFrame that prints whole: ``print(table)`` shows every row and column (pandas'
     display options would hide the middle columns behind ``...``), and notebooks render all
@@ -428,35 +473,27 @@ class Fit:
         )
 
     def params(self) -> Table:
-        """Tidy table of the estimate: one row per parameter (name, value); weights are named
-        by their column (``age``, ``age[2]`` for class 2) when fitted on a DataFrame, by
-        position (``coef[0]``, ``coef[0,2]``) otherwise; a network's sites by site name and
-        index (``layers.0.weight[3,1]``)."""
+        """Tidy table of the estimate: one row per parameter (name, value), named by
+        :func:`parameter_label`: weights by their column (``age``, ``age[2]`` for class 2)
+        when fitted on a DataFrame, ``x0``, ``x0[2]`` otherwise; ``intercept``, ``scale``; a
+        network's sites by site name and index (``layers.0.weight[3,1]``)."""
         if "weight" not in self.params_:  # a network: one row per element of each site
-            rows = [(f"{site}[{','.join(map(str, idx))}]" if value.ndim else site, value[idx])
+            rows = [(parameter_label(site, idx), value[idx])
                     for site, value in self.params_.items() for idx in np.ndindex(value.shape)]
             if self.scale_ is not None and "scale" not in self.params_:
-                rows.append(("scale", self.scale_))
+                rows.append((parameter_label("scale"), self.scale_))
             return Table(rows, columns=["parameter", "value"])
-        rows = []
-        coef = self.coef_
-        names = self.feature_names
-        if coef.ndim == 1:
-            rows += [(names[j] if names else f"coef[{j}]", v) for j, v in enumerate(coef)]
-        else:
-            rows += [(f"{names[j]}[{k}]" if names else f"coef[{j},{k}]", coef[j, k])
-                     for j in range(coef.shape[0]) for k in range(coef.shape[1])]
+        features = feature_labels(self.feature_names, self.coef_.shape[0])
+        values = {"weight": self.coef_}
         if self.spec.fit_intercept:
-            icpt = np.atleast_1d(self.intercept_)
-            rows += [("intercept" if icpt.size == 1 and coef.ndim == 1 else f"intercept[{k}]", v)
-                     for k, v in enumerate(icpt)]
+            values["bias"] = np.asarray(self.intercept_)
         if self.scale_ is not None:
-            rows.append(("scale", self.scale_))
+            values["scale"] = np.asarray(self.scale_)
         if "scale_weight" in self.params_:
-            rows += [(f"log σ: {names[j]}" if names else f"scale_coef[{j}]", v)
-                     for j, v in enumerate(self.scale_coef_)]
-            rows.append(("log σ: intercept" if names else "scale_intercept",
-                         self.scale_intercept_))
+            values["scale_weight"] = self.scale_coef_
+            values["scale_bias"] = np.asarray(self.scale_intercept_)
+        rows = [(parameter_label(site, idx, features), float(value[idx]))
+                for site, value in values.items() for idx in np.ndindex(value.shape)]
         return Table(rows, columns=["parameter", "value"])
 
     def standard_errors(self) -> np.ndarray:

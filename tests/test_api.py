@@ -166,7 +166,7 @@ def test_cli_fit_prints_a_summary(capsys):
     d = load_dataset("breast_cancer")
     sk = LogisticRegression(C=0.25, solver="newton-cholesky", tol=1e-12, max_iter=1000)
     sk.fit(d.X - d.X.mean(0), d.y)
-    # each summary's parameter table (rows named by column or coef[j]), ours then the reference
+    # each summary's parameter table (rows named by column or x{j}), ours then the reference
     tables = [block.split("parameter", 1)[1].strip().splitlines()[1:]  # below the header
               for block in out.split("\n\n") if "parameter" in block]
     assert len(tables) == 2

@@ -50,7 +50,7 @@ def test_hetero_matches_an_independent_optimiser(seed, n, d, estimator):
     assert _max_rel(table) <= HETERO_TOL
     assert table["passed"].all()
     names = set(table["parameter"])
-    assert {f"scale_coef[{j}]" for j in range(d)} | {"scale_intercept"} <= names
+    assert {f"log σ: x{j}" for j in range(d)} | {"log σ: intercept"} <= names
 
 
 def test_hetero_mean_is_weighted_least_squares_at_its_own_sigma():
@@ -83,7 +83,7 @@ def test_hetero_standard_errors_are_the_inverse_observed_information():
     np.testing.assert_allclose(fit.standard_errors(), np.sqrt(np.diag(np.linalg.inv(H))),
                                rtol=1e-7)
     summary = fit.summary()
-    assert "scale_intercept" in summary and "no standard errors" not in summary
+    assert "log σ: intercept" in summary and "no standard errors" not in summary
 
 
 def test_hetero_without_intercept_and_with_a_dataframe():

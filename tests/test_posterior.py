@@ -118,7 +118,7 @@ def test_nuts_matches_exact_gaussian_posterior(gaussian_problem):
     post = posterior(X, y, "gaussian", prior="normal", prior_scale=tau, noise_scale=sigma,
                      chains=2, warmup=200, draws=300, seed=1)
     table = post.summary().set_index("parameter")
-    rows = [f"weight[x{j}]" for j in range(4)] + ["bias"]
+    rows = [f"x{j}" for j in range(4)] + ["intercept"]
     draws = np.column_stack([post.draws("weight"), post.draws("bias")])
     mcse = table.loc[rows, "mcse_mean"].to_numpy()
     assert np.all(np.abs(draws.mean(0) - mean) <= 4 * mcse)
@@ -189,7 +189,7 @@ def test_nuts_matches_quadrature_for_one_feature_logistic():
     m, s = post.approximation.mode, np.sqrt(np.diag(post.approximation.cov))
     axes = [np.linspace(m[i] - 10 * s[i], m[i] + 10 * s[i], 600) for i in range(2)]
     means, sds = _grid_moments(log_density, axes)
-    _assert_within_mcse(post, [("weight[x0]", "weight", 0), ("bias", "bias", None)], means, sds)
+    _assert_within_mcse(post, [("x0", "weight", 0), ("intercept", "bias", None)], means, sds)
 
 
 @pytest.mark.slow
@@ -207,7 +207,7 @@ def test_nuts_matches_quadrature_for_laplace_location_scale():
 
     axes = [np.linspace(y.mean() - 4, y.mean() + 4, 700), np.linspace(0.3, 6.0, 700)]
     means, sds = _grid_moments(log_density, axes)
-    _assert_within_mcse(post, [("weight[x0]", "weight", 0), ("scale", "scale", None)], means,
+    _assert_within_mcse(post, [("x0", "weight", 0), ("scale", "scale", None)], means,
                         sds)
 
 
@@ -374,7 +374,7 @@ def test_shrinkage_path_is_ridge_and_renders():
     for tau in taus:
         ridge = Ridge(alpha=1.0 / tau**2, solver="cholesky").fit(X, y)
         rows = table[table["prior_scale"] == tau].set_index("parameter")
-        np.testing.assert_allclose(rows.loc[["coef[x0]", "coef[x1]"], "map"], ridge.coef_,
+        np.testing.assert_allclose(rows.loc[["x0", "x1"], "map"], ridge.coef_,
                                    rtol=1e-6, atol=1e-9)
         np.testing.assert_allclose(rows["mode"], rows["map"], rtol=1e-6, atol=1e-9)
         assert (rows["lower"] < rows["map"]).all() and (rows["map"] < rows["upper"]).all()

@@ -26,9 +26,10 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import pandas as pd
-from tqdm.auto import tqdm
 
+from ..console import progress_bar, show_progress
 from ..engine.policy import entry_point
+from ..optional import available, require
 from .config import SweepConfig
 from .grid import expand
 from .run import run_one
@@ -99,8 +100,8 @@ def run_sweep(
     backend: str = "local",
     scheduler: str | None = None,
     retry_failed: bool = False,
-    progress: bool = True,
-    export: tuple = ("parquet", "csv"),
+    progress: bool | None = None,
+    export: tuple | None = None,
 ) -> pd.DataFrame:
     """Run every run of ``config`` not yet stored in ``OUT/runs.sqlite``; return the table.
 
@@ -117,9 +118,17 @@ def run_sweep(
         Run the ``failed`` runs again (their rows are replaced); by default they count as
         finished.
     progress:
-        A tqdm bar with the runs done, the failures and the ETA.
+        A tqdm bar with the runs done, the failures and the ETA, then a line with the rate;
+        default: on a terminal or in a notebook (never into a pipe or a log file).
     export:
-        Formats written after the sweep (``OUT/runs.parquet``, ``OUT/runs.csv``).
+        Formats written after the sweep (``OUT/runs.csv``, ``OUT/runs.parquet``); default
+        CSV, and Parquet too where pyarrow is installed.
+
+    Raises
+    ------
+    MissingExtraError
+        The Dask backend without dask installed, or Parquet asked for without pyarrow; raised
+        before anything is written (no OUT directory is created).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid names are {list(BACKENDS)}")
@@ -127,13 +136,21 @@ def run_sweep(
         raise ValueError(f"workers must be ≥ 1; got {workers}")
     if scheduler:
         backend = "dask"
+    # a missing optional engine fails here, before OUT exists, rather than after the runs
+    if backend == "dask":
+        require("distributed", "the Dask backend (--backend dask, --scheduler)")
+    if export is None:
+        export = ("csv", "parquet") if available("pyarrow") else ("csv",)
+    elif "parquet" in export:
+        require("pyarrow", "Parquet export")
     runs = expand(config)
     with RunStore(out, config) as store:
         finished = store.finished(include_failed=not retry_failed)
         todo = [r for r in runs if r["run_id"] not in finished]
         results = _local(todo, workers) if backend == "local" else _dask(todo, workers, scheduler)
         failed = 0
-        bar = tqdm(total=len(runs), initial=len(runs) - len(todo), disable=not progress,
+        progress = show_progress(progress)
+        bar = progress_bar(total=len(runs), initial=len(runs) - len(todo), disable=not progress,
                    desc=config.sweep.name, unit="run", dynamic_ncols=True)
         start = time.perf_counter()
         try:

@@ -59,16 +59,27 @@ def _resolve(point: dict) -> dict:
     return {k: run[k] for k in RUN_KEYS}
 
 
-def expand(config: SweepConfig) -> list[dict]:
-    """All runs of ``config``, deduplicated, in a fixed order; each has a ``run_id``."""
+def axes(config: SweepConfig) -> dict[str, list]:
+    """The keys a config may sweep, each with its list of values (one value: fixed)."""
     data, model = config.data, config.model
-    swept = {
+    return {
         "seed": config.sweep.seeds,
         "n": data.n, "d": data.d, "noise": data.noise, "noise_family": data.noise_family,
         "noise_df": data.noise_df, "outliers": data.outliers,
         "likelihood": model.likelihood, "estimator": model.estimator, "prior": model.prior,
         "prior_scale": model.prior_scale, "noise_scale": model.noise_scale, "df": model.df,
     }
+
+
+def swept_axes(config: SweepConfig) -> dict[str, list]:
+    """The axes the config sweeps (more than one value), seeds excluded."""
+    return {k: v for k, v in axes(config).items() if k != "seed" and len(v) > 1}
+
+
+def expand(config: SweepConfig) -> list[dict]:
+    """All runs of ``config``, deduplicated, in a fixed order; each has a ``run_id``."""
+    data, model = config.data, config.model
+    swept = axes(config)
     fixed = {
         "dataset": data.dataset, "test_fraction": data.test_fraction, "test_n": data.test_n,
         "scale_range": data.scale_range, "prior_df": model.prior_df,

@@ -13,17 +13,20 @@ import numpy as np
 import pandas as pd
 
 from .run import TIMING_COLUMNS
-from .store import RunStore
+from .grid import swept_axes
+from .store import FILENAME, RunStore
 
 #: the metrics summarised per grid point, when present
 METRICS = ("coef_error", "test_nll", "test_loss", "test_accuracy", "test_ece",
            "ref_max_rel_err", "objective_gap", "seconds")
 _IGNORED = {"run_id", "status", "error", "seed", "warnings", "coef", "intercept", "ref_coef",
-            "ref_intercept", "true_coef", "scale_range", *TIMING_COLUMNS}
+            "ref_intercept", "true_coef", "params", "scale_range", *TIMING_COLUMNS}
 
 
 def swept_keys(table: pd.DataFrame) -> list[str]:
-    """The run keys that take more than one value in ``table`` (seeds excluded)."""
+    """The run keys that take more than one value in ``table`` (seeds excluded): the swept
+    axes, and keys that only some runs use (an MLE's prior is None), which separate grid
+    points."""
     from .grid import RUN_KEYS
 
     return [k for k in RUN_KEYS if k not in _IGNORED
@@ -165,8 +168,12 @@ def write_report(out) -> list[Path]:
     summary = summary_table(table) if not done.empty else pd.DataFrame()
     errors = failed[["run_id", "likelihood", "estimator", "n", "error"]]
     title = f"Sweep `{config.sweep.name}` ({comparison})"
+    swept = "; ".join(f"{k} ∈ {{{', '.join(map(_fmt, v))}}}"
+                      for k, v in swept_axes(config).items())
     intro = (f"Config {config.digest()}; {len(table)} runs (seeds {config.sweep.seeds}). "
-             "Swept: " + (", ".join(swept_keys(table)) or "nothing") + ". Means over seeds.")
+             f"Swept: {swept or 'nothing'}; every other setting fixed. Means over seeds.")
+    # only what the sweep wrote: Parquet exists only where pyarrow was installed
+    stored = [name for name in ("runs.csv", "runs.parquet", FILENAME) if (out / name).exists()]
 
     md = [f"# {title}", "", intro, "", "## Runs", "", markdown_table(overview), ""]
     for path, caption in figures:
@@ -175,7 +182,8 @@ def write_report(out) -> list[Path]:
         md += ["## Summary per grid point", "", markdown_table(summary), ""]
     if len(errors):
         md += ["## Failed runs", "", markdown_table(errors), ""]
-    md += ["The full table (one row per run): `runs.parquet`, `runs.csv`, `runs.sqlite`.", ""]
+    md += ["The full table (one row per run): " + ", ".join(f"`{n}`" for n in stored) + ".",
+           ""]
     (out / "report.md").write_text("\n".join(md))
 
     h = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
@@ -191,7 +199,8 @@ def write_report(out) -> list[Path]:
         h += ["<h2>Summary per grid point</h2>", _html_table(summary)]
     if len(errors):
         h += ["<h2>Failed runs</h2>", _html_table(errors)]
-    h += ["<p>The full table: <code>runs.parquet</code>, <code>runs.csv</code>, "
-          "<code>runs.sqlite</code>.</p></body></html>"]
+    h += ["<p>The full table (one row per run): "
+          + ", ".join(f"<a href='{n}'><code>{n}</code></a>" for n in stored)
+          + ".</p></body></html>"]
     (out / "report.html").write_text("\n".join(h))
     return [out / "report.md", out / "report.html", *(p for p, _ in figures)]

@@ -11,7 +11,10 @@ error message, so one bad grid point never loses a sweep. Its scores:
 
 with ``w*`` the generator's true weights (synthetic data only) and ℓ the family's classical
 loss (squared / absolute error, t-loss, cross-entropy, Poisson deviance / 2). Classifiers also
-get the held-out accuracy and the expected calibration error (10 equal-width bins).
+get the held-out accuracy and the expected calibration error (10 equal-width bins). ``params``
+holds the estimate as JSON ``{name: value}`` under the names every table uses
+(:func:`bayesloss.results.parameter_label`: a data set's column names, ``x0, x1, …`` for
+synthetic data, ``intercept``, ``scale``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from .. import fit as pyro_fit
@@ -41,20 +45,23 @@ RESULT_COLUMNS = (
     "converged", "n_iter", "objective", "coef_error", "bias_error", "scale_error", "test_nll",
     "test_loss", "test_accuracy", "test_ece", "ref_max_abs_diff", "ref_max_rel_err",
     "objective_gap", "ref_passed", "ref_converged", "coef", "intercept", "scale", "ref_coef",
-    "ref_intercept", "true_coef", "warnings", *TIMING_COLUMNS,
+    "ref_intercept", "true_coef", "params", "warnings", *TIMING_COLUMNS,
 )
 ECE_BINS = 10
 
 
 def _data(run: dict):
-    """Train / test arrays and the true parameters (None for a shipped data set)."""
+    """Train / test arrays and the true parameters (None for a shipped data set); the
+    training design is a DataFrame where the data set names its columns, so the fit's
+    parameters carry those names."""
     if run["dataset"] is not None:
         ds = load_dataset(run["dataset"])
         rng = np.random.default_rng(run["seed"])
         order = rng.permutation(len(ds.y))
         m = int(np.ceil(run["test_fraction"] * len(ds.y)))
         test, train = order[:m], order[m:]
-        return ds.X[train], ds.y[train], ds.X[test], ds.y[test], None
+        Xtr = pd.DataFrame(ds.X[train], columns=[str(c) for c in ds.feature_names])
+        return Xtr, ds.y[train], ds.X[test], ds.y[test], None
     # one draw of n + test_n rows: the held-out rows share the training rows' truth
     n = run["n"]
     ds = make_synthetic(
@@ -168,6 +175,8 @@ def run_one(run: dict) -> dict:
             converged=bool(ours.converged), n_iter=int(ours.n_iter), objective=ours.objective,
             coef=json.dumps(ours.coef_.tolist()),
             intercept=json.dumps(np.asarray(ours.intercept_).tolist()), scale=ours.scale_,
+            # every estimate under its one name (results.parameter_label), as fit prints it
+            params=json.dumps(dict(ours.params().itertuples(index=False))),
             warnings="; ".join(sorted({f"{w.category.__name__}: {w.message}" for w in caught}))
             or None,
         )

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..optional import require
 from .config import SweepConfig, validate_config
 from .grid import RUN_KEYS
 from .run import RESULT_COLUMNS
@@ -47,6 +48,11 @@ class RunStore:
         cols = ", ".join(f'"{c}" {_TYPES.get(c, "")}'.rstrip() for c in COLUMNS[1:])
         with self.conn:
             self.conn.execute(f"CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, {cols})")
+            # a store written before a result column existed gains it (empty for old runs)
+            present = {r[1] for r in self.conn.execute("PRAGMA table_info(runs)")}
+            for c in COLUMNS[1:]:
+                if c not in present:
+                    self.conn.execute(f'ALTER TABLE runs ADD COLUMN "{c}" {_TYPES.get(c, "")}')
             self.conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             self.conn.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('digest', ?), ('config', ?), ('name', ?)",
@@ -102,8 +108,8 @@ class RunStore:
         frame = frame.assign(_order=frame["run_id"].map(order)).sort_values("_order")
         return frame.drop(columns="_order").reset_index(drop=True)
 
-    def export(self, formats=("parquet", "csv")) -> list[Path]:
-        """Write ``OUT/runs.parquet`` and/or ``OUT/runs.csv``; return their paths."""
+    def export(self, formats=("csv",)) -> list[Path]:
+        """Write ``OUT/runs.csv`` and/or ``OUT/runs.parquet`` (pyarrow); return their paths."""
         frame = self.table()
         # list-valued cells as JSON text: one column type for every engine
         for c in _JSON:
@@ -112,6 +118,7 @@ class RunStore:
         for fmt in formats:
             path = self.out / f"runs.{fmt}"
             if fmt == "parquet":
+                require("pyarrow", "Parquet export")
                 frame.to_parquet(path, index=False)
             elif fmt == "csv":
                 frame.to_csv(path, index=False)
