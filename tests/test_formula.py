@@ -152,8 +152,8 @@ def test_weak_prior_widens_class_weights_not_contrasts(frame):
                                prior_scale=20.0, method="laplace", chains=2, draws=1000)
     summary = post.summary()
     contrasts = summary[summary["parameter"].str.contains("−")]
-    single = summary[summary["parameter"].str.startswith("weight[")
-                     & ~summary["parameter"].str.contains("−")]
+    single = summary[~summary["parameter"].str.contains("−")
+                     & ~summary["parameter"].str.startswith(("intercept", "scale"))]
     assert len(contrasts) == 2 * 4 and "identified" in summary.attrs["note"]
     assert single["sd"].min() > 5 * contrasts["sd"].max()
     # the contrasts of the MAP beside them are the point fit's
@@ -261,8 +261,8 @@ def test_cli_posterior_with_formula(frame, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "target encoded as: 0 = low, 1 = mid, 2 = top" in out
-    assert "weight[C(group)[a], 2] − weight[C(group)[a], 0]" in out
-    assert "bias[" not in out  # '0 +': no intercept
+    assert "C(group)[a][2] − C(group)[a][0]" in out
+    assert "intercept" not in out  # '0 +': no intercept
     assert main(["posterior", "gaussian", "--data", str(path), "--formula", "y ~ w",
                  "--target", "y"]) == 2
     assert "no --target" in capsys.readouterr().err

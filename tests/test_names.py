@@ -73,7 +73,9 @@ def test_class_weights_are_named_by_feature_and_class_in_fit_and_posterior():
     post = bayesloss.posterior(X, data.y, "categorical", method="laplace", chains=2,
                                draws=MIN_DRAWS)
     summary = post.summary().set_index("parameter")
-    assert list(summary.index) == expected
+    # then the contrasts to class 0, named from the same labels
+    contrasts = [f"{f}[{c}] − {f}[0]" for f in ("a", "b", "intercept") for c in range(1, k)]
+    assert list(summary.index) == expected + contrasts
     # the labels sit on the right draws: each row's mean is the mean of that element
     weights, bias = post.draws("weight"), post.draws("bias")
     for j, f in enumerate("ab"):
