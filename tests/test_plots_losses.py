@@ -27,6 +27,9 @@ def test_nll_and_loss_side_by_side_renders_to_png(tmp_path, likelihood, coordina
     loss = axes[1].lines[0].get_ydata()
     centre = np.ravel(fit.intercept_)[0] if coordinate == "intercept" else fit.coef_[coordinate]
     assert grid[20] == pytest.approx(centre, rel=1e-12)
+    # the coordinate carries the one name of fit.params()
+    name = "intercept" if coordinate == "intercept" else f"x{coordinate}"
+    assert axes[0].get_xlabel() == name and name in list(fit.params()["parameter"])
     # the NLL at the fit, by scipy.stats (independent of the family's torch code)
     eta = d.X @ fit.coef_ + fit.intercept_
     if likelihood == "gaussian":

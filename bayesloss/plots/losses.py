@@ -6,7 +6,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from ..results import Fit, evaluate
+from ..results import Fit, evaluate, feature_labels, parameter_label
 
 
 def _path(fit: Fit, coordinate: Union[str, int], offsets: np.ndarray):
@@ -69,7 +69,9 @@ def plot_nll_and_loss(
         column = j // fit.coef_.shape[1] if fit.coef_.ndim == 2 else j
         sy = float(np.std(y)) if fit.spec.family.continuous else 1.0
         unit = sy / max(float(X[:, column].std()), 1e-300)
-        label = f"coef[{j}]"
+        coef = np.asarray(fit.coef_)
+        label = parameter_label("weight", np.unravel_index(j, coef.shape),
+                                feature_labels(fit.feature_names, coef.shape[0]))
     width = 0.5 * (abs(centre) + unit) if width is None else float(width)
     offsets = np.linspace(-width, width, num)
     values = [evaluate(fit.spec, X, y, c, b, fit.scale_) for c, b in _path(fit, coordinate,
