@@ -50,7 +50,7 @@ from torch import nn
 from .engine import (
     SMOOTHING_SCHEDULE, STAGE_ITER, LinearProblem, ObjectiveChange, Solver, check_separation,
     elbo_loss, full_grad_norm, initial_values, kink_finish, lbfgs_stage, newton_start,
-    polish_active_set, profile_scale, run_lbfgs, stop_rule,
+    polish_active_set, profile_scale, progress_bar, run_lbfgs, stop_rule,
 )
 from .models import build_model
 from .neural import (
@@ -59,7 +59,7 @@ from .neural import (
 )
 from .results import Fit, Report, Table, as_tensor
 from .spec import (
-    ConvergenceWarning, IdentifiabilityWarning, check_data, feature_names, make_spec,
+    IdentifiabilityWarning, check_data, feature_names, make_spec,
     warn_prior_off,
 )
 
@@ -198,10 +198,11 @@ class _JointProblem:
     model: Callable
     stage_iter: Optional[int]
     heads: Optional[Callable] = None
+    bar: object = None  # progress: one tick per evaluation of the joint objective
     change: Optional[ObjectiveChange] = None
 
     def loss(self, guide, model):
-        return elbo_loss(model, guide, self.X, self.y)
+        return elbo_loss(model, guide, self.X, self.y, self.bar)
 
     def shift(self, guide):
         return lambda: None
@@ -314,7 +315,8 @@ def fit_multioutput(X, Y, likelihoods, model: dict, given: dict, solver, *,
     families without a scale). Estimator, prior and the other keywords are shared, as in
     :func:`bayesloss.fit`. The fit is full-batch L-BFGS (``solver``: its
     :class:`~bayesloss.engine.Solver`, with ``optimizer="lbfgs"``, no ``batch_size``, and
-    Adam's ``lr``, ``num_steps``, ``check_every`` and ``progress`` left at their defaults);
+    Adam's ``lr``, ``num_steps`` and ``check_every`` left at their defaults; ``progress``
+    shows the joint L-BFGS's evaluations);
     ``max_iter`` (default 1,000; 5,000 when an output is kinked) is the joint budget, and again
     each linear head's exact finish's. Linear heads support the log-concave priors (normal,
     laplace): a Student-t / Cauchy prior needs the single fits' several starts per output.
@@ -326,8 +328,7 @@ def fit_multioutput(X, Y, likelihoods, model: dict, given: dict, solver, *,
         raise ValueError("several outputs are fitted by full-batch L-BFGS: use optimizer="
                          f"'lbfgs' and no batch_size (got {solver.optimizer!r}, "
                          f"{solver.batch_size})")
-    adam_only = [f"{k}={getattr(solver, k)!r}" for k in ("lr", "num_steps", "check_every",
-                                                         "progress")
+    adam_only = [f"{k}={getattr(solver, k)!r}" for k in ("lr", "num_steps", "check_every")
                  if getattr(solver, k) != getattr(Solver(), k)]
     if adam_only:
         raise ValueError(f"{', '.join(adam_only)}: Adam's / a single fit's settings, which a "
@@ -369,13 +370,18 @@ def fit_multioutput(X, Y, likelihoods, model: dict, given: dict, solver, *,
 
     pyro.set_rng_seed(seed)
     start = time.perf_counter()
+    bar = progress_bar(None, solver.progress, f"L-BFGS {len(specs)} outputs", delayed=True)
     with pyro.get_param_store().scope(), pyro.validation_enabled(False):
-        if mean == "linear":
-            outputs, model, params, n_iter, info = _fit_heads(
-                X, ys, specs, stats, labels, tol, max_iter, seed, names)
-        else:
-            outputs, model, params, n_iter, info = _fit_network(
-                X, ys, specs, labels, hidden, activation, tol, max_iter, seed, names)
+        try:
+            if mean == "linear":
+                outputs, model, params, n_iter, info = _fit_heads(
+                    X, ys, specs, stats, labels, tol, max_iter, seed, names, bar)
+            else:
+                outputs, model, params, n_iter, info = _fit_network(
+                    X, ys, specs, labels, hidden, activation, tol, max_iter, seed, names, bar)
+        finally:
+            if bar is not None:
+                bar.close()
     info["seconds"] = time.perf_counter() - start
     result = MultiFit(
         outputs=tuple(outputs), labels=labels, params_=params,
@@ -387,13 +393,12 @@ def fit_multioutput(X, Y, likelihoods, model: dict, given: dict, solver, *,
     )
     if not result.converged:
         late = [label for label, o in zip(labels, outputs) if not o.converged]
-        warnings.warn(f"{len(labels)}-output fit stopped after {n_iter} iterations before the "
-                      f"stopping rule (tol={tol:g}) held for output(s) {late}",
-                      ConvergenceWarning, stacklevel=3)
+        solver.warn_unconverged(f"{len(labels)}-output", n_iter,
+                                f"output(s) {late} short of their stopping rule", stacklevel=3)
     return result
 
 
-def _fit_heads(X, ys, specs, stats, labels, tol, max_iter, seed, names):
+def _fit_heads(X, ys, specs, stats, labels, tol, max_iter, seed, names, bar):
     """Separate linear heads: each preconditioned as its single fit, one joint L-BFGS, then
     each head's exact finish. Returns (outputs, user-scale joint model, its parameters by site
     name, iterations, info)."""
@@ -410,7 +415,7 @@ def _fit_heads(X, ys, specs, stats, labels, tol, max_iter, seed, names):
     joint = _JointProblem(
         _JointSpec(kinked), problems[0].X, tuple(p.y for p in problems),
         lambda eps=0.0: joint_model([p.model(eps) for p in problems], labels),
-        STAGE_ITER if kinked else None, _after_stage(problems, guides, tol, max_iter))
+        STAGE_ITER if kinked else None, _after_stage(problems, guides, tol, max_iter), bar)
     guide(joint.X, joint.y)  # creates the parameters
     for problem, head in zip(problems, guides):  # the single fits' Newton start, per head
         if newton_start(problem, head, _loss(problem, head)):
@@ -494,7 +499,8 @@ def _finish(problem: LinearProblem, guide, n_iter, joint_gnorm, tol, max_iter):
     return bool(converged), float(gnorm), int(extra), info
 
 
-def _fit_network(X, ys, specs, labels, hidden, activation, tol, max_iter, seed, names):
+def _fit_network(X, ys, specs, labels, hidden, activation, tol, max_iter, seed, names,
+                 bar):
     """A shared trunk: one network, its last layer one block of rows per output, fitted by
     L-BFGS from PyTorch's default initialisation under ``seed``."""
     widths = [int(y.max()) + 1 if s.family.multiclass else 1 for s, y in zip(specs, ys)]
@@ -517,7 +523,8 @@ def _fit_network(X, ys, specs, labels, hidden, activation, tol, max_iter, seed, 
     for label, spec, y in zip(labels, specs, ys):
         if spec.learns_scale:  # the spread of y: the scale of an output near its mean
             init[f"{label}/scale"] = torch.tensor(float(np.std(y)), dtype=DTYPE)
-    problem = _JointProblem(_JointSpec(any(s.kinked for s in specs)), X_t, ys_t, model, None)
+    problem = _JointProblem(_JointSpec(any(s.kinked for s in specs)), X_t, ys_t, model, None,
+                            bar=bar)
     guide = AutoDelta(model(), init_loc_fn=init_to_value(values=init))
     guide(X_t, ys_t)
     n_iter, gnorm, converged, info = problem.run(guide, tol, max_iter)
