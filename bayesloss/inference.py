@@ -39,7 +39,6 @@ from __future__ import annotations
 import functools
 import random
 import time
-import warnings
 from dataclasses import replace
 from typing import Optional
 

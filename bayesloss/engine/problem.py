@@ -23,6 +23,10 @@ class Problem(Protocol):
         The data as the model takes them (preconditioned where the adapter has a design).
     stage_iter:
         Iterations a smoothing stage may take at most (None: the budget left).
+
+    An adapter with a design matrix also holds ``pre``, the
+    :class:`~bayesloss.engine.Preconditioner` whose ``to_user`` (and ``head_to_user``) map its
+    coordinates back to the user's scale; the driver itself never reads it.
     """
 
     spec: object

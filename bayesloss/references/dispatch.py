@@ -17,7 +17,7 @@ from ..results import Fit
 from ..spec import ModelSpec, check_data, feature_names, make_spec, with_changes
 # the solver modules register their routes in ROUTES on import
 from . import closed_form, conic, hetero, libraries, lp, mm, verified  # noqa: F401
-from .problem import ROUTES, _standardise, route_of, solver_of
+from .problem import _standardise, solver_of
 
 
 def reference_method(spec: ModelSpec) -> str:
