@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -156,7 +156,7 @@ def optimize(problem: LinearProblem, init: dict, solver: Solver, newton=False,
     lbfgs = solver.optimizer == "lbfgs"
     bar = (progress_bar(None, solver.progress, f"L-BFGS {problem.spec.label()}", delayed=True)
            if lbfgs else None)
-    problem = replace(problem, bar=bar)
+    problem.bar = bar  # this run's (problem.loss reads it); the problem keeps its cached design
     exact = Objective(problem.loss(guide, model), params)
     with pyro.validation_enabled(False):  # inputs were validated by fit(); skip per-step checks
         newton = newton and newton_start(problem, guide, exact)
@@ -167,6 +167,7 @@ def optimize(problem: LinearProblem, init: dict, solver: Solver, newton=False,
                 n_iter, gnorm, converged, info = run_lbfgs(
                     problem, guide, params, solver.tol, solver.max_iter - int(newton), exact)
             finally:
+                problem.bar = None
                 if bar is not None:
                     bar.close()
         else:
