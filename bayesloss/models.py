@@ -37,11 +37,12 @@ def linear_mean(X: torch.Tensor, weight: torch.Tensor, bias) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=16)
-def _all_rows(n: int) -> torch.Tensor:
+def all_rows(n: int) -> torch.Tensor:
+    """``arange(n)`` (cached): the full batch's index for a data plate."""
     return torch.arange(n)
 
 
-def _flat(shape, dtype):
+def flat(shape, dtype):
     """An improper flat prior: a masked-off Normal keeps the site sampleable for AutoDelta."""
     d = dist.Normal(torch.zeros((), dtype=dtype), 1.0)
     if shape:
@@ -112,11 +113,11 @@ def build_model(
             if spec.penalize_intercept:
                 bias = pyro.sample("bias", weight_prior(tau_b, b_shape))
             else:
-                bias = pyro.sample("bias", _flat(b_shape, dtype))
+                bias = pyro.sample("bias", flat(b_shape, dtype))
         scale = None
         if family.scale_head:
-            scale_weight = pyro.sample("scale_weight", _flat((n_features,), dtype))
-            scale_bias = pyro.sample("scale_bias", _flat((), dtype))
+            scale_weight = pyro.sample("scale_weight", flat((n_features,), dtype))
+            scale_bias = pyro.sample("scale_bias", flat((), dtype))
         elif family.has_scale:
             if fixed_scale is None:
                 # flat on (0, ∞): a masked LogNormal keeps the positive support for AutoDelta
@@ -126,7 +127,7 @@ def build_model(
                 scale = fixed_scale
         n = X.shape[0]
         # the full batch passes its (cached) index: the plate would rebuild arange(n) per call
-        full = None if batch_size is not None else _all_rows(n)
+        full = None if batch_size is not None else all_rows(n)
         with pyro.plate("data", n, subsample=full, subsample_size=batch_size) as idx:
             if batch_size is not None:  # indexing copies: skip it for the full batch
                 X, y = X[idx], None if y is None else y[idx]

@@ -15,7 +15,7 @@ is the sum of the per-output ones. Each output is its single-output model —
 
 * ``mean="linear"``: separate heads. The joint objective is separable, so its optimum is the
   separate fits' optima; each head keeps its own preconditioning (its block of the joint
-  parameter vector is the single fit's, see :class:`bayesloss.inference.Preconditioner`).
+  parameter vector is the single fit's, see :class:`bayesloss.engine.Preconditioner`).
 * ``mean="mlp"``: one network whose last layer holds one block of rows per output (a shared
   trunk, one head each); its sites (``layers.0.weight``, …) are drawn once, before the
   outputs' scopes. One model, not separable.
@@ -47,19 +47,21 @@ from pyro.infer.autoguide.initialization import init_to_value
 from pyro.nn import PyroModule
 from torch import nn
 
-from .inference import (
-    FINISH_FROM, FINISH_FROM_SMOOTH_PRIOR, SMOOTHING_SCHEDULE, STAGE_ITER,
-    Preconditioner, _Problem, _check_separation, _class_shift,
-    _full_grad_norm, _initial_values, _kink_finish, _lbfgs_stage, _newton_polish, _newton_start,
-    Solver, _polish_active_set, _profile_scale, _stop, warn_prior_off,
+from .engine import (
+    SMOOTHING_SCHEDULE, STAGE_ITER, LinearProblem, ObjectiveChange, Solver, check_separation,
+    elbo_loss, full_grad_norm, initial_values, kink_finish, lbfgs_stage, newton_start,
+    polish_active_set, profile_scale, progress_bar, run_lbfgs, stop_rule,
 )
 from .models import build_model
 from .neural import (
-    DTYPE, NETWORK_MAX_ITER, MLPMean, NetworkFit, _run_lbfgs, build_network_model,
+    DTYPE, KINKED_NETWORK_TOL, NETWORK_MAX_ITER, MLPMean, NetworkFit, build_network_model,
     check_network, evaluate_network, initial_state, network_prior,
 )
 from .results import Fit, Report, Table, as_tensor
-from .spec import ConvergenceWarning, IdentifiabilityWarning, check_data, feature_names, make_spec
+from .spec import (
+    IdentifiabilityWarning, check_data, feature_names, make_spec,
+    warn_prior_off,
+)
 
 
 @dataclass(frozen=True)
@@ -185,13 +187,40 @@ class _JointSpec:
 
 @dataclass
 class _JointProblem:
-    """The joint model as the shared L-BFGS loop (:func:`bayesloss.neural._run_lbfgs`) reads a
-    problem: ``spec.kinked``, ``X``, ``y`` and ``model(smoothing)``."""
+    """The joint model as a :class:`~bayesloss.engine.Problem`: ``model(smoothing)``, the
+    data ``X`` and the outputs' columns ``y``. A kinked joint run measures the exact
+    objective's change after each stage (``change``) and lets ``heads(ε)`` (linear heads:
+    their exact finishes) end the schedule."""
 
     spec: _JointSpec
     X: torch.Tensor
     y: tuple
     model: Callable
+    stage_iter: Optional[int]
+    heads: Optional[Callable] = None
+    bar: object = None  # progress: one tick per evaluation of the joint objective
+    change: Optional[ObjectiveChange] = None
+
+    def loss(self, guide, model):
+        return elbo_loss(model, guide, self.X, self.y, self.bar)
+
+    def shift(self, guide):
+        return lambda: None
+
+    def after_stage(self, guide, eps: float, tol: float, budget: int):
+        self.change()
+        return 0, self.heads is not None and self.heads(eps)
+
+    def judge(self, guide, exact, tol, max_iter, n_iter, gnorm, eps):
+        rel_change = self.change.rel_change
+        return n_iter, gnorm, rel_change <= KINKED_NETWORK_TOL, {
+            "objective_rel_change": rel_change}
+
+    def run(self, guide, tol: float, max_iter: int):
+        """The driver on the joint objective from the guide's point."""
+        params = list(guide.parameters())
+        self.change = ObjectiveChange(self.loss(guide, self.model()))
+        return run_lbfgs(self, guide, params, tol, max_iter, self.loss(guide, self.model()))
 
 
 class _SharedNetwork:
@@ -285,8 +314,9 @@ def fit_multioutput(X, Y, likelihoods, model: dict, given: dict, solver, *,
     is one value for every output or a list with one per output (None: learned, and for
     families without a scale). Estimator, prior and the other keywords are shared, as in
     :func:`bayesloss.fit`. The fit is full-batch L-BFGS (``solver``: its
-    :class:`~bayesloss.inference.Solver`, with ``optimizer="lbfgs"``, no ``batch_size``, and
-    Adam's ``lr``, ``num_steps``, ``check_every`` and ``progress`` left at their defaults);
+    :class:`~bayesloss.engine.Solver`, with ``optimizer="lbfgs"``, no ``batch_size``, and
+    Adam's ``lr``, ``num_steps`` and ``check_every`` left at their defaults; ``progress``
+    shows the joint L-BFGS's evaluations);
     ``max_iter`` (default 1,000; 5,000 when an output is kinked) is the joint budget, and again
     each linear head's exact finish's. Linear heads support the log-concave priors (normal,
     laplace): a Student-t / Cauchy prior needs the single fits' several starts per output.
@@ -298,8 +328,7 @@ def fit_multioutput(X, Y, likelihoods, model: dict, given: dict, solver, *,
         raise ValueError("several outputs are fitted by full-batch L-BFGS: use optimizer="
                          f"'lbfgs' and no batch_size (got {solver.optimizer!r}, "
                          f"{solver.batch_size})")
-    adam_only = [f"{k}={getattr(solver, k)!r}" for k in ("lr", "num_steps", "check_every",
-                                                         "progress")
+    adam_only = [f"{k}={getattr(solver, k)!r}" for k in ("lr", "num_steps", "check_every")
                  if getattr(solver, k) != getattr(Solver(), k)]
     if adam_only:
         raise ValueError(f"{', '.join(adam_only)}: Adam's / a single fit's settings, which a "
@@ -341,13 +370,18 @@ def fit_multioutput(X, Y, likelihoods, model: dict, given: dict, solver, *,
 
     pyro.set_rng_seed(seed)
     start = time.perf_counter()
+    bar = progress_bar(None, solver.progress, f"L-BFGS {len(specs)} outputs", delayed=True)
     with pyro.get_param_store().scope(), pyro.validation_enabled(False):
-        if mean == "linear":
-            outputs, model, params, n_iter, info = _fit_heads(
-                X, ys, specs, stats, labels, tol, max_iter, seed, names)
-        else:
-            outputs, model, params, n_iter, info = _fit_network(
-                X, ys, specs, labels, hidden, activation, tol, max_iter, seed, names)
+        try:
+            if mean == "linear":
+                outputs, model, params, n_iter, info = _fit_heads(
+                    X, ys, specs, stats, labels, tol, max_iter, seed, names, bar)
+            else:
+                outputs, model, params, n_iter, info = _fit_network(
+                    X, ys, specs, labels, hidden, activation, tol, max_iter, seed, names, bar)
+        finally:
+            if bar is not None:
+                bar.close()
     info["seconds"] = time.perf_counter() - start
     result = MultiFit(
         outputs=tuple(outputs), labels=labels, params_=params,
@@ -359,39 +393,34 @@ def fit_multioutput(X, Y, likelihoods, model: dict, given: dict, solver, *,
     )
     if not result.converged:
         late = [label for label, o in zip(labels, outputs) if not o.converged]
-        warnings.warn(f"{len(labels)}-output fit stopped after {n_iter} iterations before the "
-                      f"stopping rule (tol={tol:g}) held for output(s) {late}",
-                      ConvergenceWarning, stacklevel=3)
+        solver.warn_unconverged(f"{len(labels)}-output", n_iter,
+                                f"output(s) {late} short of their stopping rule", stacklevel=3)
     return result
 
 
-def _fit_heads(X, ys, specs, stats, labels, tol, max_iter, seed, names):
+def _fit_heads(X, ys, specs, stats, labels, tol, max_iter, seed, names, bar):
     """Separate linear heads: each preconditioned as its single fit, one joint L-BFGS, then
     each head's exact finish. Returns (outputs, user-scale joint model, its parameters by site
     name, iterations, info)."""
     problems, guides = [], []
     for spec, y, design in zip(specs, ys, stats):
-        pre = Preconditioner.from_data(X, y, spec, design)
-        Xp, yp = pre.data(X, y, spec)
-        k = int(y.max()) + 1 if spec.family.multiclass else 1
-        problem = _Problem(spec, Xp, yp, k, pre.model_kwargs(spec), pre)
+        problem = LinearProblem.of(X, y, spec, design)
         problems.append(problem)
         guides.append(AutoDelta(problem.model(),
-                                init_loc_fn=init_to_value(values=_initial_values(problem, y, pre))))
+                                init_loc_fn=init_to_value(values=initial_values(problem, y))))
     guide = _JointGuide(guides, labels)
-    joint = _JointProblem(
-        _JointSpec(any(s.kinked for s in specs)), problems[0].X, tuple(p.y for p in problems),
-        lambda eps=0.0: joint_model([p.model(eps) for p in problems], labels))
-    guide(joint.X, joint.y)  # creates the parameters
-    for problem, head in zip(problems, guides):  # the single fits' Newton start, per head
-        if _newton_start(problem, head, _loss(problem, head)):
-            _profile_scale(problem, head)
+    kinked = any(s.kinked for s in specs)
     # kinked: each smoothing stage gets the single fits' stage budget (the heads' finishes
     # take it from there)
-    n_iter, joint_gnorm, _, info = _run_lbfgs(
-        joint, guide, list(guide.parameters()), tol,
-        STAGE_ITER if joint.spec.kinked else max_iter,
-        after_stage=_after_stage(problems, guides, tol, max_iter))
+    joint = _JointProblem(
+        _JointSpec(kinked), problems[0].X, tuple(p.y for p in problems),
+        lambda eps=0.0: joint_model([p.model(eps) for p in problems], labels),
+        STAGE_ITER if kinked else None, _after_stage(problems, guides, tol, max_iter), bar)
+    guide(joint.X, joint.y)  # creates the parameters
+    for problem, head in zip(problems, guides):  # the single fits' Newton start, per head
+        if newton_start(problem, head, _loss(problem, head)):
+            profile_scale(problem, head)
+    n_iter, joint_gnorm, _, info = joint.run(guide, tol, max_iter)
     outputs = []
     for problem, head, y in zip(problems, guides, ys):
         converged, gnorm, extra, finish = _finish(problem, head, n_iter, joint_gnorm, tol,
@@ -405,7 +434,7 @@ def _fit_heads(X, ys, specs, stats, labels, tol, max_iter, seed, names):
                         method=f"pyro AutoDelta + torch L-BFGS (strong Wolfe), joint over "
                                f"{len(specs)} outputs", seed=seed, info=finish,
                         feature_names=names)
-        _check_separation(problem.spec, fit, X, y)
+        check_separation(problem.spec, fit, X, y)
         outputs.append(fit)
     user_model = joint_model([build_model(p.spec, X.shape[1], p.n_outputs) for p in problems],
                              labels)
@@ -415,67 +444,63 @@ def _fit_heads(X, ys, specs, stats, labels, tol, max_iter, seed, names):
 
 
 def _after_stage(problems, guides, tol, max_iter) -> Callable:
-    """What a single fit does after each smoothing stage, for every head: shift softmax
-    weights to their optimum, and try a Laplace likelihood's exact finish (from the same ε).
-    The schedule ends once every such head holds a certificate, unless a head with a smooth
-    likelihood and a Laplace prior needs it whole (as its single fit does)."""
+    """What a single fit does after each smoothing stage, for every head
+    (:meth:`~bayesloss.engine.LinearProblem.after_stage`: shift softmax weights to their
+    optimum, try a Laplace likelihood's exact finish from the same ε). The schedule ends once
+    every such head holds a certificate, unless a head with a smooth likelihood and a Laplace
+    prior needs it whole (as its single fit does)."""
     whole = any(p.spec.kinked and not p.spec.family.kinked for p in problems)
 
     def after_stage(eps) -> bool:
         certified = True
         for problem, guide in zip(problems, guides):
-            _class_shift(problem, guide)()
-            if not problem.spec.family.kinked:
-                continue
-            smooth_prior = problem.spec.is_map and not problem.spec.prior_spec.kinked
-            if eps <= (FINISH_FROM_SMOOTH_PRIOR if smooth_prior else FINISH_FROM):
-                certified &= _kink_finish(problem, guide, eps, tol, max_iter)["certified"]
-            else:
-                certified = False
+            done = problem.after_stage(guide, eps, tol, max_iter)[1]
+            if problem.spec.family.kinked:
+                certified &= done
         return certified and not whole
 
     return after_stage
 
 
-def _loss(problem: _Problem, guide) -> Callable:
+def _loss(problem: LinearProblem, guide) -> Callable:
     """The head's own term of the joint loss (per row): its gradient is the joint one's on
     the head's parameters."""
-    model, n = problem.model(), problem.X.shape[0]
-    return lambda: Trace_ELBO().differentiable_loss(model, guide, problem.X, problem.y) / n
+    return problem.loss(guide, problem.model())
 
 
-def _finish(problem: _Problem, guide, n_iter, joint_gnorm, tol, max_iter):
+def _finish(problem: LinearProblem, guide, n_iter, joint_gnorm, tol, max_iter):
     """A head's exact finish after the joint L-BFGS, by the single fits' own steps; returns
     (converged, |grad|∞, extra iterations, info) by the single fits' criteria."""
     spec, loss = problem.spec, _loss(problem, guide)
     params = list(guide.parameters())
-    shift = _class_shift(problem, guide)
+    shift = problem.shift(guide)
     shift()  # the single fits shift softmax weights after every smoothing stage
     if spec.family.kinked:  # a Laplace likelihood: the exact finish and its certificate
         # The single fit tries it after each smoothing stage ε, on the rows within 10ε of
         # their kink; from the last stage's point, the same widths in turn, narrowest first
         extra = 0
         for eps in reversed(SMOOTHING_SCHEDULE):
-            info = _kink_finish(problem, guide, eps, tol, max_iter - extra)
+            info = kink_finish(problem, guide, eps, tol, max_iter - extra)
             extra += info["pivots"]
             if info["certified"]:
                 break
         converged, gnorm = info["certified"], joint_gnorm
     elif spec.kinked:  # a Laplace prior: zeros made exact, KKT-checked
-        extra, gnorm, converged, info = _polish_active_set(problem, guide, loss, tol, max_iter,
-                                                           0, {})
+        extra, gnorm, converged, info = polish_active_set(problem, guide, loss, tol, max_iter,
+                                                          0, {})
     else:  # the single fit's smooth path from here (a kinked joint run stops short of tol)
-        extra = _lbfgs_stage(loss, params, tol, max_iter)[0]
-        extra += int(_newton_polish(problem, guide, loss) is not None)
-        gnorm = _full_grad_norm(Trace_ELBO(), problem.model(), guide, params, problem.X,
-                                problem.y)
-        converged, info = _stop(n_iter, gnorm, tol, max_iter)
+        extra = lbfgs_stage(loss, params, tol, max_iter)[0]
+        extra += int(problem.newton(guide, loss) is not None)
+        gnorm = full_grad_norm(Trace_ELBO(), problem.model(), guide, params, problem.X,
+                               problem.y)
+        converged, info = stop_rule(n_iter, gnorm, tol, max_iter)
     shift()
-    _profile_scale(problem, guide)
+    profile_scale(problem, guide)
     return bool(converged), float(gnorm), int(extra), info
 
 
-def _fit_network(X, ys, specs, labels, hidden, activation, tol, max_iter, seed, names):
+def _fit_network(X, ys, specs, labels, hidden, activation, tol, max_iter, seed, names,
+                 bar):
     """A shared trunk: one network, its last layer one block of rows per output, fitted by
     L-BFGS from PyTorch's default initialisation under ``seed``."""
     widths = [int(y.max()) + 1 if s.family.multiclass else 1 for s, y in zip(specs, ys)]
@@ -498,11 +523,11 @@ def _fit_network(X, ys, specs, labels, hidden, activation, tol, max_iter, seed, 
     for label, spec, y in zip(labels, specs, ys):
         if spec.learns_scale:  # the spread of y: the scale of an output near its mean
             init[f"{label}/scale"] = torch.tensor(float(np.std(y)), dtype=DTYPE)
-    problem = _JointProblem(_JointSpec(any(s.kinked for s in specs)), X_t, ys_t, model)
+    problem = _JointProblem(_JointSpec(any(s.kinked for s in specs)), X_t, ys_t, model, None,
+                            bar=bar)
     guide = AutoDelta(model(), init_loc_fn=init_to_value(values=init))
     guide(X_t, ys_t)
-    n_iter, gnorm, converged, info = _run_lbfgs(problem, guide, list(guide.parameters()), tol,
-                                                max_iter)
+    n_iter, gnorm, converged, info = problem.run(guide, tol, max_iter)
     with torch.no_grad():
         point = {k: v.detach().numpy().copy() for k, v in guide.median().items()}
     last = f"layers.{len(hidden)}."

@@ -33,12 +33,14 @@ import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
 from pyro import poutine
-from pyro.infer import Trace_ELBO
 from pyro.infer.autoguide import AutoDelta
 from pyro.infer.autoguide.initialization import init_to_value
 from torch import nn
 
-from .models import _all_rows, _flat
+from .engine import (
+    Objective, ObjectiveChange, Solver, elbo_loss, progress_bar, run_adam, run_lbfgs,
+)
+from .models import all_rows, flat
 from .results import Fit
 from .spec import IdentifiabilityWarning, ModelSpec, check_data, check_X
 
@@ -166,7 +168,7 @@ class MLPMean:
     def sample(self, weight_prior: Callable, bias_prior: Optional[Callable] = None) -> dict:
         """Sample the sites: ``weight_prior(shape)`` for weight matrices, ``bias_prior``
         (default flat) for biases."""
-        bias_prior = bias_prior or (lambda shape: _flat(shape, DTYPE))
+        bias_prior = bias_prior or (lambda shape: flat(shape, DTYPE))
         return {
             name: pyro.sample(name, weight_prior(shape) if name.endswith("weight")
                               else bias_prior(shape))
@@ -226,7 +228,7 @@ def build_network_model(
             else:
                 scale = torch.as_tensor(fixed_scale, dtype=DTYPE)
         n = X.shape[0]
-        full = None if batch_size is not None else _all_rows(n)
+        full = None if batch_size is not None else all_rows(n)
         with pyro.plate("data", n, subsample=full, subsample_size=batch_size) as idx:
             if batch_size is not None:
                 X, y = X[idx], None if y is None else y[idx]
@@ -283,54 +285,41 @@ class NetworkFit(Fit):
 
 
 @dataclass
-class _NetworkProblem:
-    """A spec, data and network: what the shared optimiser loops read (``spec``, ``X``,
-    ``y``, ``model(smoothing)``)."""
+class NetworkProblem:
+    """A spec, data and network as a :class:`~bayesloss.engine.Problem`. A network has no
+    exact finish (the linear fits' Newton step and certificate need a linear model): a kinked
+    fit (laplace likelihood or prior) runs the smoothing continuation under the whole budget
+    and is judged on the exact objective's relative change over the last stage (``change``,
+    measured after each stage)."""
 
     spec: ModelSpec
     X: torch.Tensor
     y: torch.Tensor
     network: MLPMean
     scale_network: Optional[MLPMean] = None
+    bar: object = None
+    change: Optional[ObjectiveChange] = None
+
+    stage_iter = None  # a stage may take the budget left
 
     def model(self, smoothing: float = 0.0):
         return build_network_model(self.spec, self.network, smoothing=smoothing,
                                    scale_network=self.scale_network)
 
+    def loss(self, guide, model):
+        return elbo_loss(model, guide, self.X, self.y, self.bar)
 
-def _run_lbfgs(problem: _NetworkProblem, guide, params, tol: float, max_iter: int,
-               after_stage: Optional[Callable] = None):
-    """Full-batch L-BFGS on the per-row objective; kinked objectives (laplace likelihood or
-    prior) by the smoothing continuation of :mod:`bayesloss.inference`, judged on the exact
-    objective's relative change over the last stage (the linear fits' active-set polish
-    needs a linear model and is not used here). ``after_stage(ε)``, if given, runs after each
-    stage and ends the schedule by returning True (linear heads of a multi-output fit: their
-    exact finishes, see :mod:`bayesloss.multioutput`)."""
-    from .inference import SMOOTHING_SCHEDULE, _lbfgs_stage, _stop
+    def shift(self, guide):
+        return lambda: None
 
-    elbo = Trace_ELBO()
-    n = problem.X.shape[0]
+    def after_stage(self, guide, eps: float, tol: float, budget: int):
+        self.change()
+        return 0, False
 
-    def loss_of(model):
-        return lambda: elbo.differentiable_loss(model, guide, problem.X, problem.y) / n
-
-    exact = loss_of(problem.model())
-    if not problem.spec.kinked:
-        n_iter, gnorm = _lbfgs_stage(exact, params, tol, max_iter)
-        return (n_iter, gnorm) + _stop(n_iter, gnorm, tol, max_iter)
-    total, previous, rel_change = 0, None, math.inf
-    for eps in SMOOTHING_SCHEDULE:
-        n_iter, gnorm = _lbfgs_stage(loss_of(problem.model(eps)), params,
-                                     max(tol, 1e-2 * eps), max_iter, ftol=1e-13)
-        total += n_iter
-        with torch.no_grad():
-            current = float(exact())
-        if previous is not None:
-            rel_change = abs(previous - current) / max(abs(current), 1.0)
-        previous = current
-        if after_stage is not None and after_stage(eps):
-            break
-    return total, gnorm, rel_change <= KINKED_NETWORK_TOL, {"objective_rel_change": rel_change}
+    def judge(self, guide, exact, tol, max_iter, n_iter, gnorm, eps):
+        rel_change = self.change.rel_change
+        return n_iter, gnorm, rel_change <= KINKED_NETWORK_TOL, {
+            "objective_rel_change": rel_change}
 
 
 def evaluate_network(spec: ModelSpec, network: MLPMean, X, y, params: dict, scale,
@@ -358,10 +347,10 @@ def evaluate_network(spec: ModelSpec, network: MLPMean, X, y, params: dict, scal
     return Evaluation(float(nll), float(loss), float(objective))
 
 
-def fit_network(X, y, spec: ModelSpec, solver, *, hidden=(32, 32),
+def fit_network(X, y, spec: ModelSpec, solver: Solver, *, hidden=(32, 32),
                 activation: str = "tanh") -> NetworkFit:
     r"""MLE / MAP of ``spec`` with an MLP mean; :func:`bayesloss.fit` with ``mean="mlp"``
-    (``solver``: its :class:`~bayesloss.inference.Solver`).
+    (``solver``: its :class:`~bayesloss.engine.Solver`).
 
     .. math::
 
@@ -373,10 +362,9 @@ def fit_network(X, y, spec: ModelSpec, solver, *, hidden=(32, 32),
     are used as given: standardise them as for any network. The objective is not convex;
     the optimum reached is a local one, and another seed may find another. Optimisers,
     tolerances and warnings as in :func:`bayesloss.fit` (the biases carry no prior unless
-    ``penalize_intercept``; ``max_iter`` defaults to 1,000 whatever the likelihood).
+    ``penalize_intercept``; ``max_iter``, the whole budget across smoothing stages, defaults
+    to 1,000 whatever the likelihood).
     """
-    from .inference import _run_adam
-
     hidden = check_network(hidden, activation, spec)
     if spec.row_scales:
         raise ValueError("per-row noise_scale (known σᵢ) is for mean='linear'; a network mean "
@@ -398,7 +386,9 @@ def fit_network(X, y, spec: ModelSpec, solver, *, hidden=(32, 32),
         last = f"layers.{len(hidden)}.bias"
         head[last] = head[last] + math.log(float(np.std(y)) or 1.0)  # σ starts at sd(y)
         init.update({"scale_" + k: v for k, v in head.items()})
-    problem = _NetworkProblem(spec, X_t, y_t, network, scale_network)
+    bar = (progress_bar(None, solver.progress, f"L-BFGS {spec.label()} MLP", delayed=True)
+           if solver.optimizer == "lbfgs" else None)
+    problem = NetworkProblem(spec, X_t, y_t, network, scale_network, bar)
     if spec.learns_scale:  # the spread of y: the scale of an output near its mean
         init["scale"] = torch.tensor(float(np.std(y)), dtype=DTYPE)
 
@@ -408,11 +398,17 @@ def fit_network(X, y, spec: ModelSpec, solver, *, hidden=(32, 32),
         guide = AutoDelta(problem.model(), init_loc_fn=init_to_value(values=init))
         guide(X_t, y_t)
         params = list(guide.parameters())
-        if solver.optimizer == "lbfgs":
-            n_iter, gnorm, converged, info = _run_lbfgs(problem, guide, params, solver.tol,
-                                                        solver.max_iter)
-        else:
-            n_iter, gnorm, converged, info = _run_adam(problem, guide, params, solver)
+        problem.change = ObjectiveChange(elbo_loss(problem.model(), guide, X_t, y_t))
+        try:
+            if solver.optimizer == "lbfgs":
+                exact = Objective(problem.loss(guide, problem.model()), params)
+                n_iter, gnorm, converged, info = run_lbfgs(problem, guide, params, solver.tol,
+                                                           solver.max_iter, exact)
+            else:
+                n_iter, gnorm, converged, info = run_adam(problem, guide, params, solver)
+        finally:
+            if bar is not None:
+                bar.close()
         with torch.no_grad():
             point = {k: v.detach().numpy().copy() for k, v in guide.median().items()}
     info["seconds"] = time.perf_counter() - start

@@ -41,6 +41,7 @@ import torch
 from pyro.infer import MCMC, NUTS
 
 from .console import show_progress
+from .engine import minimise_elbo
 from .engine.policy import entry_point
 from .inference import fit
 from .potential import GaussianApproximation, Potential, laplace_approximation
@@ -563,26 +564,6 @@ def _inference_data(potential, u, stats, y, feature_names, seed, spec, method):
     )
 
 
-def _minimise_elbo(model, guide) -> None:
-    """Fit a point guide by L-BFGS on ``Trace_ELBO().differentiable_loss`` (Pyro's SVI cannot
-    drive L-BFGS: it passes no closure)."""
-    from pyro.infer import Trace_ELBO
-
-    guide()  # creates the guide's parameters
-    params = list(guide.parameters())
-    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=500, tolerance_grad=1e-12,
-                            tolerance_change=0.0, line_search_fn="strong_wolfe")
-    loss = Trace_ELBO().differentiable_loss
-
-    def closure():
-        opt.zero_grad()
-        value = loss(model, guide)
-        value.backward()
-        return value
-
-    opt.step(closure)
-
-
 @entry_point
 def mode_space_demo(a: float = 10.0, b: float = 10.0, heads: int = 6, trials: int = 10) -> dict:
     r"""Where the mode lives: the same posterior, maximised in two spaces, by fits.
@@ -627,7 +608,7 @@ def mode_space_demo(a: float = 10.0, b: float = 10.0, heads: int = 6, trials: in
         pyro.clear_param_store()
         pyro.set_rng_seed(0)
         guide = guide_cls(m)
-        _minimise_elbo(m, guide)
+        minimise_elbo(m, guide)
         if isinstance(guide, AutoLaplaceApproximation):  # its mode sits in its Gaussian
             guide = guide.laplace_approximation()
         value = guide.median()[site].detach()

@@ -416,3 +416,19 @@ __all__ = [
     "feature_names",
     "with_changes",
 ]
+
+
+def prior_keywords(prior, prior_scale, prior_df) -> dict:
+    """The prior keywords a caller gave (None: not given, the spec's default applies)."""
+    return {k: v for k, v in (("prior", prior), ("prior_scale", prior_scale),
+                              ("prior_df", prior_df)) if v is not None}
+
+
+def warn_prior_off(given: dict, spec: ModelSpec, stacklevel: int) -> None:
+    """Warn (:class:`~bayesloss.spec.PriorWarning`) when an MLE fit was given a prior."""
+    if given and not spec.is_map:
+        warnings.warn(
+            f"{', '.join(f'{k}=' for k in given)} given to an MLE fit: the prior is off "
+            "(estimator='mle' masks it); pass estimator='map' to use it",
+            PriorWarning, stacklevel=stacklevel,
+        )

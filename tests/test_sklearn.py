@@ -274,14 +274,14 @@ def test_estimator_rejects_a_likelihood_of_the_other_kind():
 
 
 def test_lbfgs_progress_bar_appears_only_for_fits_longer_than_the_delay(capsys, monkeypatch):
-    import bayesloss.inference as inference
+    import bayesloss.engine.driver as driver
 
     d = make_synthetic("bernoulli", n=200, d=3, seed=5)
-    assert inference.PROGRESS_DELAY == 1.0
-    monkeypatch.setattr(inference, "PROGRESS_DELAY", 60.0)  # a fit far shorter than the delay
+    assert driver.PROGRESS_DELAY == 1.0
+    monkeypatch.setattr(driver, "PROGRESS_DELAY", 60.0)  # a fit far shorter than the delay
     bayesloss.fit(d.X, d.y, "bernoulli", estimator="map", progress=True)
     assert capsys.readouterr().err == ""
-    monkeypatch.setattr(inference, "PROGRESS_DELAY", 0.0)  # one far longer
+    monkeypatch.setattr(driver, "PROGRESS_DELAY", 0.0)  # one far longer
     bayesloss.fit(d.X, d.y, "bernoulli", estimator="map", progress=False)
     assert capsys.readouterr().err == ""
     bayesloss.fit(d.X, d.y, "bernoulli", estimator="map", progress=True)

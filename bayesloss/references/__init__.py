@@ -68,8 +68,10 @@ stops at 4e-8 without reporting convergence, so it serves as a test, not as the 
 
 from __future__ import annotations
 
-from .dispatch import ROUTES, reference_fit, reference_kind, reference_method, route_of
+# importing dispatch imports every solver module, which registers its routes in ROUTES
+from .dispatch import reference_fit, reference_kind, reference_method
 from .libraries import SKLEARN_NEWTON_TOL
+from .problem import ROUTES, route_of
 from .verified import GRAD_TOL, STEP_TOL
 
 __all__ = [

@@ -19,6 +19,7 @@ from ..spec import with_changes
 from .closed_form import _profile_scale
 from .lp import _solve_lad
 from .problem import _catch, _Problem, PROFILE_NOTE, route, _Solution
+from .verified import _polished
 
 #: Clarabel interior-point tolerances (its defaults are 1e-8).
 _CLARABEL = ("cvxpy + Clarabel ({what}, tolerances 1e-12; an optimal_inaccurate answer is "
@@ -104,6 +105,4 @@ def _finish(pb: _Problem, sol: _Solution) -> _Solution:
     """Clarabel's answer as it stands when it reports optimal; else polished and *verified*."""
     if sol.converged:
         return sol
-    from .verified import _polished
-
     return _polished(pb, sol)

@@ -18,30 +18,12 @@ from ..results import Fit
 from ..spec import ModelSpec, check_data, feature_names, make_spec, with_changes
 # the solver modules register their routes in ROUTES on import
 from . import closed_form, conic, hetero, libraries, lp, mm, verified  # noqa: F401
-from .problem import ROUTES, _Solver, _standardise
-
-
-def route_of(spec: ModelSpec) -> str:
-    """The name of the :data:`ROUTES` entry that fits ``spec``."""
-    routes = spec.family.row_scale_references if spec.row_scales else spec.family.references
-    named = routes.get(spec.prior if spec.is_map else None)
-    if named is not None:
-        return named
-    if spec.row_scales:
-        raise ValueError(
-            f"no reference fit for per-row noise scales with a {spec.prior} prior: "
-            f"{spec.likelihood} with per-row σᵢ has references for the MLE and "
-            f"{[p for p in routes if p is not None]} priors")
-    return "kinked" if spec.kinked else "smooth"
-
-
-def _solver(spec: ModelSpec) -> _Solver:
-    return ROUTES[route_of(spec)]
+from .problem import _standardise, solver_of
 
 
 def reference_method(spec: ModelSpec) -> str:
     """The solver (and its settings) that :func:`reference_fit` uses for ``spec``."""
-    solver = _solver(spec)
+    solver = solver_of(spec)
     method = solver.method if isinstance(solver.method, str) else solver.method(spec)
     if spec.learns_scale:
         method += solver.scale_note
@@ -54,7 +36,7 @@ def reference_kind(spec: ModelSpec) -> str:
     """"trusted" or "verified": the kind of :func:`reference_fit`'s route for ``spec`` (a
     trusted route whose solver reports an inaccurate answer is verified for that fit, see
     ``Fit.info["kind"]``)."""
-    return _solver(spec).kind
+    return solver_of(spec).kind
 
 
 @entry_point
@@ -87,7 +69,7 @@ def reference_fit(
                      fit_intercept=fit_intercept, penalize_intercept=penalize_intercept)
     names = feature_names(X)  # a DataFrame's columns label the weights, as in fit()
     X, y = check_data(X, y, spec)
-    solver = _solver(spec)
+    solver = solver_of(spec)
     augment = spec.is_map and spec.penalize_intercept
     if augment:
         inner = with_changes(spec, fit_intercept=False, penalize_intercept=False)

@@ -24,6 +24,7 @@ import math
 import numpy as np
 
 from .problem import _pack, _Problem, route, _Solution, _split
+from .verified import _certify
 
 #: Iteration budget and the step (relative to ‖θ‖∞) below which EM stops.
 MM_MAX_ITER = 20_000
@@ -60,8 +61,6 @@ def _em(pb: _Problem):
        "ridge (Student-t rows as a scale mixture, Student-t / Cauchy priors majorised by "
        "quadratics), stopped at a step < 1e-14 relative, then certified", kind="verified")
 def _solve_em(pb: _Problem) -> _Solution:
-    from .verified import _certify
-
     theta, s, iterations = _em(pb)
     x = _pack(pb, theta, s if pb.spec.learns_scale else 1.0)
     ok, gnorm, message = _certify(pb, x)

@@ -222,6 +222,25 @@ ROUTES: dict[str, _Solver] = {}
 PROFILE_NOTE = "; scale learned by scipy brentq on the envelope condition (σ² = RSS/n, b = SAE/n)"
 
 
+def route_of(spec: ModelSpec) -> str:
+    """The name of the :data:`ROUTES` entry that fits ``spec``."""
+    routes = spec.family.row_scale_references if spec.row_scales else spec.family.references
+    named = routes.get(spec.prior if spec.is_map else None)
+    if named is not None:
+        return named
+    if spec.row_scales:
+        raise ValueError(
+            f"no reference fit for per-row noise scales with a {spec.prior} prior: "
+            f"{spec.likelihood} with per-row σᵢ has references for the MLE and "
+            f"{[p for p in routes if p is not None]} priors")
+    return "kinked" if spec.kinked else "smooth"
+
+
+def solver_of(spec: ModelSpec) -> _Solver:
+    """The :data:`ROUTES` entry that fits ``spec``."""
+    return ROUTES[route_of(spec)]
+
+
 def route(name: str, method, scale_note: str = "", kind: str = "trusted"):
     """Register the decorated solver as the reference route ``name`` (one place per route)."""
 

@@ -29,7 +29,7 @@ from ..spec import with_changes
 from .closed_form import _ridge_at, _solve_lstsq
 from .lp import _solve_lad
 from .problem import (
-    _free_coords, _Problem, _restricted, route, _Solution, _split, _start_x,
+    _free_coords, _Problem, _restricted, route, _Solution, _split, _start_x, solver_of,
 )
 
 #: ``trust-exact`` stopping rule on ‖∇(F/n)‖₂ in standardised coordinates (before ``lm``).
@@ -457,17 +457,16 @@ def _relatives(pb: _Problem) -> list[tuple[str, _Solution]]:
         if spec.is_map:  # the Gaussian ridge at the same prior scale
             out.append(("ridge", _ridge_at(pb, out[0][1].scale)))
         return out
-    from .dispatch import _solver  # the relatives' own references
-
+    # the relatives' own references
     others = [("MLE", with_changes(spec, estimator="mle"))]
     if spec.is_map:
         convex = "laplace" if spec.family.kinked else "normal"
         others.append((f"{convex}-prior MAP", with_changes(spec, prior=convex)))
     out = []
     for label, other in others:
-        if _solver(other).kind == "verified" and other.is_map:
+        if solver_of(other).kind == "verified" and other.is_map:
             continue  # a start must come from a trusted relative (and never from itself)
-        sol = _solver(other).solve(replace(pb, spec=other))
+        sol = solver_of(other).solve(replace(pb, spec=other))
         if sol.converged and np.isfinite(sol.theta).all():
             out.append((label, sol))
     return out
