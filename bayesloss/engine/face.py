@@ -37,6 +37,7 @@ EPS_FACTOR = 0.1  # ε shrinks tenfold per stage: two or three Newton steps each
 EPS_FLOOR = 1e-13  # the smallest ε, relative to the residuals' scale (float64 resolves no less)
 STAGE_ACCURACY = 1e-2  # a stage ends when the Newton decrement is below this fraction of ε·ω̄
 STAGE_STEPS = 30  # Newton steps per stage at most
+FACE_FROM = 1e-3  # the face is tried from this ε (relative): above it most rows are candidates
 CANDIDATE_WIDTH = 10.0  # kinks within this many ε of zero may form the face (|u| ≲ 0.995 ω)
 RANK_TOL = 1e-10  # pivoted QR: a kink whose pivot is below this fraction of the first is dependent
 GAP_TOL = 1e-9  # relative duality (or complementarity) gap that certifies
@@ -292,21 +293,13 @@ def _multipliers(kinks: Kinks, theta: np.ndarray, r_eps: np.ndarray, eps: float)
     q = np.sqrt(r_eps * r_eps + eps * eps)
     u = w * r_eps / q
     curvature = w * eps**2 / q**3
-    p = kinks.p
-    if kinks.smooth is not None:  # stationarity: Dᵀu = −∇P(θ)
-        fixed, target = np.arange(p), -kinks.smooth_terms(theta)[1]
-    elif kinks.quadratic is not None:  # P* is finite only where (Dᵀu) vanishes off M's range
-        fixed = np.flatnonzero(~np.abs(kinks.quadratic).any(axis=1))
-        target = np.zeros(p)
-    else:  # the LP's dual: Dᵀu = 0
-        fixed, target = np.arange(p), np.zeros(p)
-    if len(fixed):
-        G = kinks.gram(curvature)[np.ix_(fixed, fixed)]
-        miss = (target - kinks.adjoint(u))[fixed]
-        lam = np.zeros(p)
-        lam[fixed] = scipy.linalg.solve(G + 1e-15 * np.trace(G) * np.eye(len(fixed)), miss,
-                                        assume_a="pos", check_finite=False)
-        u = u + curvature * kinks.apply(lam)
+    # stationarity of the Lagrangian at θ: Dᵀu = −∇P(θ) (for the QP, −Dᵀu = Mθ lies in M's
+    # range, where P* is finite; for the LP, Dᵀu = 0)
+    miss = -kinks.smooth_terms(theta)[1] - kinks.adjoint(u)
+    G = kinks.gram(curvature)
+    lam = scipy.linalg.solve(G + 1e-15 * np.trace(G) * np.eye(kinks.p), miss, assume_a="pos",
+                             check_finite=False)
+    u = u + curvature * kinks.apply(lam)
     return u
 
 
@@ -368,6 +361,9 @@ def finish(kinks: Kinks, theta: np.ndarray, eps: Optional[float] = None, *,
     while True:
         theta, steps = _stage(kinks, theta, eps)
         newton += steps
+        if eps > FACE_FROM * scale and newton < max_newton:
+            eps = EPS_FACTOR * eps
+            continue
         r = kinks.values(theta)
         basis = _face_basis(kinks, r, eps)
         near = np.flatnonzero(np.abs(r) <= CANDIDATE_WIDTH * eps)
