@@ -141,9 +141,11 @@ class Kinks:
         """``F(θ)``, exactly."""
         return float(self.weights @ np.abs(self.values(theta))) + self.smooth_terms(theta)[0]
 
-    def smoothed(self, theta: np.ndarray, eps: float, derivatives: bool = True):
-        """``F_ε(θ)``, and with ``derivatives`` its gradient and Hessian."""
-        r = self.values(theta)
+    def smoothed(self, theta: np.ndarray, eps: float, derivatives: bool = True,
+                 r: Optional[np.ndarray] = None):
+        """``F_ε(θ)``, and with ``derivatives`` its gradient and Hessian (``r``: the kinks at
+        θ, when known)."""
+        r = self.values(theta) if r is None else r
         q = np.sqrt(r * r + eps * eps)  # (np.hypot costs ten times as much)
         w = self.weights
         value = float(w @ (q - eps))
@@ -213,27 +215,30 @@ def _direction(hess: np.ndarray, grad: np.ndarray) -> np.ndarray:
 
 
 def _stage(kinks: Kinks, theta: np.ndarray, eps: float) -> tuple[np.ndarray, int]:
-    """Minimise ``F_ε`` from θ by damped Newton; return the point and the steps taken."""
+    """Minimise ``F_ε`` from θ by damped Newton; return the point and the steps taken. The
+    kinks move linearly along a step (``r + t·Dd``): one product with the design per step."""
     target = STAGE_ACCURACY * eps * float(np.mean(kinks.weights))
+    r = kinks.values(theta)
     for step in range(STAGE_STEPS):
-        value, grad, hess = kinks.smoothed(theta, eps)
+        value, grad, hess = kinks.smoothed(theta, eps, r=r)
         d = _direction(hess, grad)
         decrement = -float(grad @ d)
         if not decrement > 0:  # the shifted Hessian failed (rounding): steepest descent
             d, decrement = -grad, float(grad @ grad)
         if decrement <= 2 * target:
             return theta, step
+        move = kinks.apply(d)
         # below this the objective's rounding hides any decrease: stop rather than wander
         floor = 1e-15 * (abs(value) + 1.0)
         t = 1.0
         while t > 1e-10:
-            if kinks.smoothed(theta + t * d, eps, derivatives=False) <= \
-                    value - 1e-4 * t * decrement + floor:
+            trial = kinks.smoothed(theta + t * d, eps, derivatives=False, r=r + t * move)
+            if trial <= value - 1e-4 * t * decrement + floor:
                 break
             t *= 0.5
         else:
             return theta, step
-        theta = theta + t * d
+        theta, r = theta + t * d, r + t * move
     return theta, STAGE_STEPS
 
 
