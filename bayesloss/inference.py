@@ -763,7 +763,7 @@ def _kink_finish(problem: _Problem, guide, eps: float, tol: float, budget: int) 
     for rounds in range(1, 31):  # a learned scale alternates with its exact optimum
         kinks = face.Kinks(C, y, np.broadcast_to(1.0 / b, (n,)), **terms)
         result = face.finish(kinks, theta, eps, gap_tol=min(tol, CERTIFICATE_TOL),
-                             max_newton=max(budget - steps, 1))
+                             max_newton=max(budget - steps, 0))
         theta, steps, eps = result.theta, steps + result.newton_steps, result.smoothing
         if not spec.learns_scale or not result.certified:
             break

@@ -214,12 +214,13 @@ def _direction(hess: np.ndarray, grad: np.ndarray) -> np.ndarray:
     return -grad / ref
 
 
-def _stage(kinks: Kinks, theta: np.ndarray, eps: float) -> tuple[np.ndarray, int]:
-    """Minimise ``F_ε`` from θ by damped Newton; return the point and the steps taken. The
-    kinks move linearly along a step (``r + t·Dd``): one product with the design per step."""
+def _stage(kinks: Kinks, theta: np.ndarray, eps: float, limit: int) -> tuple[np.ndarray, int]:
+    """Minimise ``F_ε`` from θ by damped Newton, at most ``limit`` steps; return the point and
+    the steps taken. The kinks move linearly along a step (``r + t·Dd``): one product with
+    the design per step."""
     target = STAGE_ACCURACY * eps * float(np.mean(kinks.weights))
     r = kinks.values(theta)
-    for step in range(STAGE_STEPS):
+    for step in range(min(STAGE_STEPS, limit)):
         value, grad, hess = kinks.smoothed(theta, eps, r=r)
         d = _direction(hess, grad)
         decrement = -float(grad @ d)
@@ -239,7 +240,7 @@ def _stage(kinks: Kinks, theta: np.ndarray, eps: float) -> tuple[np.ndarray, int
         else:
             return theta, step
         theta, r = theta + t * d, r + t * move
-    return theta, STAGE_STEPS
+    return theta, min(STAGE_STEPS, limit)
 
 
 def _face_basis(kinks: Kinks, r: np.ndarray, eps: float) -> np.ndarray:
@@ -348,7 +349,7 @@ def finish(kinks: Kinks, theta: np.ndarray, eps: Optional[float] = None, *,
     gap_tol : float
         The relative gap that certifies.
     max_newton : int
-        The budget of Newton steps along the path.
+        The budget of Newton steps along the path (0: only the face from ``theta``).
 
     Returns
     -------
@@ -364,7 +365,7 @@ def finish(kinks: Kinks, theta: np.ndarray, eps: Optional[float] = None, *,
     convex = kinks.smooth is None
     newton, best = 0, None
     while True:
-        theta, steps = _stage(kinks, theta, eps)
+        theta, steps = _stage(kinks, theta, eps, max_newton - newton)
         newton += steps
         if eps > FACE_FROM * scale and newton < max_newton:
             eps = EPS_FACTOR * eps
