@@ -36,7 +36,8 @@ LONGLEY_CERTIFIED = np.array([
 ])
 LONGLEY_RESIDUAL_SD = 304.854073561965
 # quantreg's documented example, ``example(rq)``: rq(stack.loss ~ stack.x, .5), a non-unique
-# LAD optimum (R warns so), as R prints it: intercept, Air.Flow, Water.Temp, Acid.Conc.
+# LAD optimum (R warns "Solution may be nonunique"), as R prints it (8 decimals; the same as
+# L1pack::lad(stack.loss ~ ., data = stackloss)): intercept, Air.Flow, Water.Temp, Acid.Conc.
 R_RQ_STACKLOSS = np.array([-39.68985507, 0.83188406, 0.57391304, -0.06086957])
 
 

@@ -19,15 +19,11 @@ import statsmodels.api as sm
 from scipy.optimize import linprog
 
 import bayesloss
+from bayesloss.check import R_RQ_STACKLOSS, stackloss_fit
+from bayesloss.compare import comparison_table
 from bayesloss.engine.face import Kinks, finish
 
 GAP = 1e-9
-
-# quantreg's documented example, ``example(rq)``: ``rq(stack.loss ~ stack.x, .5)`` (R warns
-# "Solution may be nonunique"); the coefficients as R prints them (8 decimals), reproduced e.g.
-# by ``L1pack::lad(stack.loss ~ ., data = stackloss)``: intercept, Air.Flow, Water.Temp,
-# Acid.Conc.
-R_RQ_STACKLOSS = np.array([-39.68985507, 0.83188406, 0.57391304, -0.06086957])
 
 FAST = ["stackloss", "engel", "scotland", "cpunish", "ccard", "statecrime"]
 LARGE = ["fair", "randhie"]
@@ -124,6 +120,14 @@ def test_stackloss_matches_r_rq():
     rounding = 0.5e-8 * (np.abs(X).sum() + X.shape[0])  # |δ objective| ≤ Σ|x_ij||δw_j| + n|δb|
     assert ours <= r_value and r_value - ours <= rounding
     assert fit.info["active_rows"] >= X.shape[1] + 1  # a vertex: p interpolated rows, as rq's
+
+
+def test_check_matrix_stackloss_row_passes_against_r():
+    """``bayesloss check``'s published-answer row: our fit against R's, objective judged."""
+    X, y = load("stackloss")
+    ours, r_rq = stackloss_fit()
+    table = comparison_table(ours, r_rq, X, y, data="stackloss (R rq)")
+    assert table["passed"].all() and table["converged"].all()
 
 
 @pytest.mark.parametrize("name", FAST + [pytest.param(n, marks=pytest.mark.slow) for n in LARGE])
