@@ -179,7 +179,8 @@ class Finish:
     active : int
         Kinks at exactly zero (interpolated rows, zero coordinates) at ``theta``.
     face_rank : int
-        The number of linearly independent kinks the face was built on (p: a vertex).
+        The number of linearly independent kinks the finished point rests on (p: a vertex;
+        0 when the path's point was kept).
     smoothing : float
         The last smoothing level of the path.
     newton_steps : int
@@ -257,18 +258,22 @@ def _face_basis(kinks: Kinks, r: np.ndarray, eps: float) -> np.ndarray:
 
 
 def _onto_face(kinks: Kinks, theta: np.ndarray, basis: np.ndarray, near: np.ndarray):
-    """The point of the face ``{r_B(θ) = 0}`` that finishes the fit: for the LP a vertex (a
-    square solve) or, when fewer than p kinks are independent, the nearest point of the face
-    (the objective is flat along an optimal face); with ``P``, Newton on the face's KKT
-    system, the kinks in ``near`` (at ~0, dependent or not) counted as on it."""
+    """The point of the face ``{r_B(θ) = 0}`` that finishes the fit, and the kinks it rests
+    on: for the LP a vertex (a square solve; when fewer than p kinks are independent, the
+    nearest point of the face, then one of its vertices, :func:`_to_vertex`); with ``P``,
+    Newton on the face's KKT system, the kinks in ``near`` (at ~0, dependent or not) counted
+    as on it."""
     K = kinks.rows(basis)
     k = -kinks.offsets[basis]
     p = kinks.p
     if kinks.quadratic is None and kinks.smooth is None:
+        if len(basis) < p:
+            if len(basis):
+                theta = theta + scipy.linalg.lstsq(K, k - K @ theta, check_finite=False)[0]
+            basis = _to_vertex(kinks, theta, basis)
+            K, k = kinks.rows(basis), -kinks.offsets[basis]
         if len(basis) == p:
             theta = scipy.linalg.solve(K, k, check_finite=False)
-        else:
-            theta = theta + scipy.linalg.lstsq(K, k - K @ theta, check_finite=False)[0]
     else:
         sign = np.sign(kinks.values(theta))
         sign[near] = 0.0
@@ -289,7 +294,36 @@ def _onto_face(kinks: Kinks, theta: np.ndarray, basis: np.ndarray, near: np.ndar
     theta = np.array(theta, dtype=float)
     on_coords = basis[basis >= kinks.n] - kinks.n
     theta[kinks.l1[on_coords]] = 0.0  # exact zeros, not rounding's 1e-17
-    return theta
+    return theta, basis
+
+
+def _to_vertex(kinks: Kinks, theta: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """From a point of a face of the LP with fewer than p independent kinks (a non-unique
+    optimum: the objective is flat along the face), the kinks of one of the face's vertices:
+    along a null direction of the face's rows (an SVD), the way the objective does not rise,
+    to the nearest kink that reaches zero, which joins, until p are independent or the face is
+    unbounded (a rank-deficient design). The objective does not change on an optimal face and
+    falls elsewhere; the caller checks that it did not rise."""
+    on = np.zeros(kinks.n + len(kinks.l1), dtype=bool)
+    on[basis] = True
+    while len(basis) < kinks.p:
+        null = (scipy.linalg.null_space(kinks.rows(basis), check_finite=False) if len(basis)
+                else np.eye(kinks.p))
+        if not null.shape[1]:
+            break
+        move, r = kinks.apply(null[:, 0]), kinks.values(theta)
+        d = null[:, 0] * (-1.0 if kinks.weights @ (np.sign(r) * move) > 0 else 1.0)
+        move = kinks.apply(d)  # not uphill (flat on an optimal face, but rounding picks a side)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = -r / move  # where each kink reaches zero along d
+        t[on | (np.abs(move) <= 1e-12 * np.abs(move).max()) | ~(t >= 0)] = np.nan
+        reach = np.where(np.isnan(t), np.inf, t)
+        k = int(np.argmin(reach))
+        if not np.isfinite(reach[k]):
+            break
+        theta = theta + t[k] * d
+        basis, on[k] = np.r_[basis, k], True
+    return basis
 
 
 def _multipliers(kinks: Kinks, theta: np.ndarray, r_eps: np.ndarray, eps: float):
@@ -374,8 +408,8 @@ def finish(kinks: Kinks, theta: np.ndarray, eps: Optional[float] = None, *,
         basis = _face_basis(kinks, r, eps)
         near = np.flatnonzero(np.abs(r) <= CANDIDATE_WIDTH * eps)
         point, on_face = theta, False
-        if len(basis):
-            moved = _onto_face(kinks, theta, basis, near)
+        if len(basis) or (kinks.quadratic is None and kinks.smooth is None):
+            moved, basis = _onto_face(kinks, theta, basis, near)
             here = kinks.objective(theta)
             if kinks.objective(moved) <= here + 1e-12 * abs(here):
                 point, on_face = moved, True
@@ -383,7 +417,8 @@ def finish(kinks: Kinks, theta: np.ndarray, eps: Optional[float] = None, *,
         zero = np.abs(kinks.values(point)) <= 1e-12 * scale
         result = Finish(point, bool(gap <= gap_tol),
                         "global (convex)" if convex else "stationary (non-convex)",
-                        primal, bound, gap, on_face, int(zero.sum()), len(basis), eps, newton)
+                        primal, bound, gap, on_face, int(zero.sum()),
+                        len(basis) if on_face else 0, eps, newton)
         if best is None or (result.certified, -result.gap) > (best.certified, -best.gap):
             best = result
         if best.certified or eps <= floor or newton >= max_newton:
