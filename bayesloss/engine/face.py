@@ -12,15 +12,17 @@ prior: a QP), or any smooth function with a Hessian (Student-t / Cauchy priors, 
 Levenberg safeguard, backtracking), ε decreasing geometrically. After each stage the face shows:
 the kinks within a few ε of zero; pivoted QR on them (LAPACK ``geqp3``, preferring the smallest)
 picks a linearly independent set, and the point is moved onto it exactly (a square solve: a
-vertex with p interpolated rows and exact zeros; or the nearest point of a larger face when the
-optimum is not unique; Newton on the face's KKT system when ``P`` is there). Ties, repeated rows
-and degenerate vertices are the normal case: dependent kinks are dropped by the rank test, and
-nothing pivots. The finish is kept when its objective is not worse than the path's point.
+vertex with p interpolated rows and exact zeros; when the optimum is not unique, the nearest
+point of the larger face, then along its flat null directions to one of its vertices; Newton on
+the face's KKT system when ``P`` is there). Ties, repeated rows and degenerate vertices are the
+normal case: dependent kinks are dropped by the rank test, and nothing pivots on reduced costs.
+The finish is kept when its objective is not worse than the path's point.
 
 The certificate is a dual point. The smoothed optimum's multipliers
 :math:`u_ε = ω r/\sqrt{r² + ε²}` lie inside the box ``|u| ≤ ω``; projected exactly onto the
-dual's equality constraints (a p × p solve weighted by the smoothing's curvature, so that the
-kinks at zero absorb the correction) and scaled back into the box, they give a lower bound on
+dual's equality constraints, the Lagrangian's stationarity at the finished point ``Dᵀu =
+−∇P(θ)`` (a p × p solve weighted by the smoothing's curvature, so that the kinks at zero
+absorb the correction) and scaled back into the box, they give a lower bound on
 min F by weak duality: ``uᵀc`` for the LP, ``uᵀc − P*(−Dᵀu)`` for the QP. ``primal − bound ≤
 gap_tol · |primal|`` certifies global optimality. For a non-convex ``P`` the same multipliers
 certify stationarity (0 ∈ ∂F up to the complementarity gap), and the result says so.
