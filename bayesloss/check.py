@@ -38,6 +38,10 @@ LONGLEY_CERTIFIED = np.array([
     -1.03322686717359, -0.511041056535807e-01, 1829.15146461355,
 ])
 LONGLEY_RESIDUAL_SD = 304.854073561965
+# quantreg's documented example, ``example(rq)``: rq(stack.loss ~ stack.x, .5), a non-unique
+# LAD optimum (R warns "Solution may be nonunique"), as R prints it (8 decimals; the same as
+# L1pack::lad(stack.loss ~ ., data = stackloss)): intercept, Air.Flow, Water.Temp, Acid.Conc.
+R_RQ_STACKLOSS = np.array([-39.68985507, 0.83188406, 0.57391304, -0.06086957])
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,14 @@ def real_cases() -> list[Case]:
         Case("cpunish", "poisson", {}),
         Case("randhie", "poisson", {}),
         Case("randhie", "poisson", {"estimator": "map", "prior": "normal", "prior_scale": 0.1}),
+        # least absolute deviations: ties, integer columns, degenerate and non-unique optima
+        Case("stackloss", "laplace", {}),
+        Case("scotland", "laplace", {}),
+        Case("engel", "laplace", {}),
+        Case("fair", "laplace", {}),
+        Case("fair", "laplace", {"estimator": "map", "prior": "laplace", "prior_scale": 0.05,
+                                 "noise_scale": 1.0}),
+        Case("randhie", "laplace", {}),
     ]
 
 
@@ -131,6 +143,21 @@ def longley_fit(optimizer: str = "lbfgs", **kwargs) -> tuple[Fit, Fit]:
         info={"kind": "trusted"},
     )
     return ours, nist
+
+
+def stackloss_fit(optimizer: str = "lbfgs", **kwargs) -> tuple[Fit, Fit]:
+    """Our LAD fit on stackloss, and R's published ``rq`` answer as a :class:`Fit` (its scale
+    the MLE given its residuals, mean |r|)."""
+    d = dataset("stackloss")
+    ours = pyro_fit(d.X, d.y, "laplace", optimizer=optimizer, **kwargs)
+    coef, intercept = R_RQ_STACKLOSS[1:], R_RQ_STACKLOSS[0]
+    r_fit = Fit.build(
+        make_spec("laplace"), d.X, d.y, coef, intercept,
+        float(np.abs(d.y - d.X @ coef - intercept).mean()), converged=True, n_iter=0,
+        grad_norm=float("nan"), method="R quantreg::rq, published (example(rq))",
+        info={"kind": "trusted"},
+    )
+    return ours, r_fit
 
 
 @lru_cache(maxsize=None)
@@ -191,7 +218,7 @@ def run_check(
     # (item, its summary rows, its name): a training likelihood has one row per TRAINING_CASE
     items = [(case, 1, case.id) for case in cases]
     if include_longley:
-        items.append(("longley", 1, "longley (NIST)"))
+        items += [("longley", 1, "longley (NIST)"), ("stackloss", 1, "stackloss (R rq)")]
     for lik in dict.fromkeys(training or ()):
         n = sum(name == lik for name, _ in TRAINING_CASES)
         if n:
@@ -208,6 +235,12 @@ def run_check(
             table = comparison_table(ours, nist, dataset("longley").X, dataset("longley").y,
                                      data="longley (NIST)", optimizer=optimizer,
                                      significant=True)
+        elif case == "stackloss":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ours, r_rq = stackloss_fit(optimizer, seed=seed)
+            table = comparison_table(ours, r_rq, dataset("stackloss").X, dataset("stackloss").y,
+                                     data="stackloss (R rq)", optimizer=optimizer)
         else:
             table = run_case(case, optimizer, batch_size, seed)
         tables.append(table)

@@ -117,6 +117,10 @@ def load_dataset(name: str) -> Dataset:
     longley                   real        statsmodels; NIST StRD certified least squares
     cpunish                   counts      statsmodels; 17 × 6
     randhie                   counts      statsmodels; 20,190 × 9 (RAND health insurance)
+    stackloss                 real        statsmodels; 21 × 3, the textbook LAD data set
+    fair                      real        statsmodels; 6,366 × 8, integer-valued columns
+    scotland                  real        statsmodels; 32 × 7
+    engel                     real        statsmodels; 235 × 1 (food expenditure, income)
     ========================  ==========  =================================================
     """
     from sklearn import datasets as skd
@@ -129,6 +133,8 @@ def load_dataset(name: str) -> Dataset:
         "longley": lambda: _statsmodels("longley", "longley"),
         "cpunish": lambda: _statsmodels("cpunish", "cpunish"),
         "randhie": lambda: _statsmodels("randhie", "randhie"),
+        **{name: (lambda name=name: _statsmodels(name, name))
+           for name in ("stackloss", "fair", "scotland", "engel")},
     }
     try:
         return loaders[name]()

@@ -37,6 +37,7 @@ best optimum is kept.
 from __future__ import annotations
 
 import functools
+import math
 import random
 import time
 from dataclasses import replace
@@ -139,12 +140,12 @@ def fit(
         (columns of unit spread; a real target in units of a smooth likelihood's fixed σ,
         else of its standard deviation), where the curvature per row is about 1. L-BFGS on a
         Laplace likelihood counts as converged only with an optimality certificate whose
-        stationarity residual (per row) is ≤ min(``tol``, 1e-9) (see ``info``; ``tol`` also
+        relative duality gap is ≤ min(``tol``, 1e-9) (see ``info``; ``tol`` also
         floors the smoothing stages' gradient tolerance); with Adam, kinked objectives are
         judged on the relative change of the exact objective over the last check window.
     max_iter, num_steps, lr, check_every:
         L-BFGS iterations, the whole budget (default 1,000; 5,000 for kinked objectives, whose
-        smoothing stages, simplex pivots and Newton steps all count); Adam's step budget (default 20,000; 5,000 for kinked objectives or
+        smoothing stages and Newton steps all count); Adam's step budget (default 20,000; 5,000 for kinked objectives or
         minibatches, which run it whole), initial learning rate (decayed ×1e-3 over
         ``num_steps``, ×1e-4 when run whole), and how often Adam checks the full-data gradient.
     seed:
@@ -237,7 +238,7 @@ def fit(
     check_separation(spec, result, X, y)
     if not best.converged:
         if spec.kinked and solver.optimizer == "lbfgs":
-            reached = ("no optimality certificate (0 ∈ ∂F with multipliers in [−1, 1]); "
+            reached = (f"no optimality certificate (gap {info.get('gap', math.inf):.1e}); "
                        f"|grad|∞ of the last smoothing stage {gnorm:.2e}")
         elif spec.kinked:
             reached = ("relative change of the exact objective "

@@ -481,7 +481,7 @@ def _finish(problem: LinearProblem, guide, n_iter, joint_gnorm, tol, max_iter):
         extra = 0
         for eps in reversed(SMOOTHING_SCHEDULE):
             info = kink_finish(problem, guide, eps, tol, max_iter - extra)
-            extra += info["pivots"]
+            extra += info["newton_steps"]
             if info["certified"]:
                 break
         converged, gnorm = info["certified"], joint_gnorm

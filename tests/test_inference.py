@@ -77,8 +77,8 @@ def test_laplace_fit_is_converged_with_its_certificate(lad):
     X, y, optimum = lad
     fit = bayesloss.fit(X, y, "laplace")
     assert fit.converged and fit.info["certified"]
-    assert fit.info["max_multiplier"] <= 1 + 1e-9
-    assert fit.info["stationarity"] <= 1e-9
+    assert fit.info["dual_bound"] <= fit.info["objective"]  # weak duality
+    assert fit.info["gap"] <= 1e-9
     assert fit.info["active_rows"] >= X.shape[1] + 1  # an LP vertex: p residuals at zero
     assert np.abs(_residuals(fit, X, y)).sum() == pytest.approx(optimum, rel=1e-9)
 

@@ -69,8 +69,8 @@ class Solver:
                 default_max_iter: Optional[int] = None) -> "Solver":
         """Checked, with the defaults filled in: ``tol`` 1e-9 for L-BFGS, 1e-7 for full-batch
         Adam, 5e-3 with minibatches (noisy gradients aim at ~1e-2); ``max_iter``
-        ``default_max_iter``, else 5,000 for kinked objectives (their smoothing stages, pivots
-        and Newton steps all count) and 1,000 otherwise; ``num_steps`` 5,000 for kinked or
+        ``default_max_iter``, else 5,000 for kinked objectives (their smoothing stages and the exact
+        finish's Newton steps all count) and 1,000 otherwise; ``num_steps`` 5,000 for kinked or
         minibatch fits, which run their whole (shorter) schedule, else 20,000."""
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; valid names are "

@@ -96,7 +96,7 @@ class LinearProblem:
         if spec.family.kinked and eps <= (FINISH_FROM_SMOOTH_PRIOR if smooth_prior
                                           else FINISH_FROM):
             self._certificate = kink_finish(self, guide, eps, tol, budget)
-            return self._certificate["pivots"], self._certificate["certified"]
+            return self._certificate["newton_steps"], self._certificate["certified"]
         return 0, False
 
     def judge(self, guide, exact, tol, max_iter, total, gnorm, eps):
