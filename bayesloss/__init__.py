@@ -15,14 +15,12 @@ from .compare import compare
 from .families import FAMILIES, Family, get_family
 from .inference import DivergenceError, fit
 from .multioutput import MultiFit
-from .posterior import (
-    LikelihoodComparison, LOOWarning, Posterior, SamplerWarning, compare_likelihoods,
-    mode_space_demo, posterior, shrinkage_path,
-)
+from .posterior import Posterior, SamplerWarning, posterior, shrinkage_path
 from .priors import PRIORS, Prior, get_prior, penalty_mapping
 from .references import reference_fit
 from .results import Fit
 from .spec import ConvergenceWarning, IdentifiabilityWarning, ModelSpec, PriorWarning, make_spec
+from .studies import LikelihoodComparison, LOOWarning, compare_likelihoods, mode_space_demo
 from .training import TrainingEquivalence, torch_equivalence
 
 __version__ = "0.1.0"

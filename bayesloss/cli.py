@@ -396,7 +396,7 @@ def _posterior(args) -> int:
 
 
 def _which_loss(args) -> int:
-    from .posterior import compare_likelihoods
+    from .studies import compare_likelihoods
 
     # class labels are encoded only if every likelihood compared takes them
     labels = all(lik in LABEL_LIKELIHOODS for lik in args.likelihood)

@@ -16,7 +16,8 @@ from pyro.infer.mcmc.util import initialize_model
 import bayesloss
 from bayesloss.data import make_synthetic
 from bayesloss.potential import Potential
-from bayesloss.posterior import MIN_DRAWS, mode_space_demo, posterior
+from bayesloss.posterior import MIN_DRAWS, posterior
+from bayesloss.studies import mode_space_demo
 from bayesloss.spec import make_spec
 
 FAMILIES = ["gaussian", "laplace", "bernoulli", "categorical", "poisson", "studentt"]
