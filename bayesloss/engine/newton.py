@@ -16,6 +16,8 @@ from pyro import poutine
 from ..spec import ModelSpec
 from .driver import DTYPE, STALL_FACTOR, Objective, accept_step, as_objective, lbfgs_stage, stop_rule
 
+FACE_NEWTON_STEPS = 5  # at most, after L-BFGS on a kinked prior's face
+FACE_BACKTRACKS = 20  # halvings of a face Newton step before it is given up
 ZERO_THRESHOLD = 1e-6  # |w| (standardised units) the continuation leaves for an exact zero
 
 
@@ -67,8 +69,11 @@ def same_curvature(spec: ModelSpec) -> bool:
 
 
 
-def newton_polish(problem, guide, objective) -> Optional[float]:
-    """One exact Newton step on (w', b') at the end of a smooth fit.
+def newton_polish(problem, guide, objective, free: Optional[np.ndarray] = None
+                  ) -> Optional[float]:
+    """One exact Newton step on (w', b') at the end of a smooth fit, or on the face of a
+    kinked-prior fit: ``free`` marks the coordinates of θ = (vec w', b') off their kink (the
+    others stay at exactly zero, and the prior is linear on the face).
 
     L-BFGS stops on the gradient; where the Hessian has small eigenvalues (a nearly separable
     logistic fit, collinear columns that whitening by the Gram matrix does not reach because
@@ -83,7 +88,7 @@ def newton_polish(problem, guide, objective) -> Optional[float]:
     not kept.
     """
     spec, pre = problem.spec, problem.pre
-    if spec.kinked:
+    if spec.kinked and free is None:
         return None
     objective = as_objective(objective, guide.parameters())
     named = dict(guide.named_parameters())
@@ -124,15 +129,22 @@ def newton_polish(problem, guide, objective) -> Optional[float]:
     g = torch.cat([weight.grad.reshape(-1)]
                   + ([bias.grad.reshape(-1)] if bias is not None else [])).numpy()
     objective.clear_grads()
+    on = np.flatnonzero(free) if free is not None else np.arange(len(g))
+    H, step = H[np.ix_(on, on)], np.zeros(len(g))
     try:
         # softmax: the gradient is orthogonal to the classes' common shift, the Hessian's null
         # direction; least squares gives the step without it
-        step = (-np.linalg.lstsq(H, g, rcond=None)[0] if k > 1 else -np.linalg.solve(H, g))
+        step[on] = (-np.linalg.lstsq(H, g[on], rcond=None)[0] if k > 1
+                    else -np.linalg.solve(H, g[on]))
     except np.linalg.LinAlgError:
         return None
     params = [weight] + ([bias] if bias is not None else [])
     step = torch.as_tensor(step)
-    g_after = accept_step(params, objective, [step[:d * k], step[d * k:]][:len(params)])
+    # on a kinked prior's face a full step can carry a weight across its kink: backtrack
+    for t in (1.0,) if free is None else 0.5 ** np.arange(FACE_BACKTRACKS):
+        g_after = accept_step(params, objective, [t * step[:d * k], t * step[d * k:]][:len(params)])
+        if g_after is not None:
+            break
     if g_after is None:
         return None
     if spec.learns_scale:  # the scale moves to its optimum: the gradient there
@@ -322,6 +334,26 @@ def polish_active_set(problem, guide, exact, tol, max_iter, n_iter, info):
         hooks.append(p.register_hook(lambda g, m=masks[site]: g * m))
     try:
         polish_iter, gnorm = lbfgs_stage(exact, params, tol, max_iter)
+        # L-BFGS on the face can stall short of tol on an ill-conditioned design (unscaled
+        # softmax on wine): exact Newton steps on the free coordinates finish it, after the
+        # weights that L-BFGS carried onto their kink join the zeros (the face is linear only
+        # off the kinks)
+        for site in kinked_sites:
+            p = named[f"{site}_unconstrained"]
+            with torch.no_grad():
+                masks[site].mul_((p.abs() > ZERO_THRESHOLD).to(p.dtype))  # the hook's mask
+                p.mul_(masks[site])
+        free = np.r_[masks["weight"].numpy().reshape(-1),
+                     masks["bias"].numpy().reshape(-1) if "bias" in masks else
+                     np.ones(named["bias_unconstrained"].numel() if "bias_unconstrained" in named
+                             else 0)].astype(bool)
+        for _ in range(FACE_NEWTON_STEPS):
+            if gnorm <= tol or polish_iter >= max_iter:
+                break
+            stepped = newton_polish(problem, guide, exact, free=free)
+            if stepped is None:
+                break
+            polish_iter, gnorm = polish_iter + 1, stepped
     finally:
         for h in hooks:
             h.remove()
