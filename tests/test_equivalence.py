@@ -127,3 +127,28 @@ def test_intercept_and_scale_options_equal_the_reference(likelihood, options):
     _assert_passed(table)
     if options.get("fit_intercept") is False:
         assert "intercept" not in set(table["parameter"])
+
+
+def test_check_silences_only_the_non_convergence_it_reports(monkeypatch):
+    """``run_case`` reports non-convergence in its table, so it hides ConvergenceWarning;
+    any other warning reaches the caller."""
+    import warnings
+
+    import bayesloss.check
+    from bayesloss import ConvergenceWarning, IdentifiabilityWarning
+
+    real_fit = bayesloss.check.pyro_fit
+
+    def fit_that_warns(*args, **kwargs):
+        warnings.warn("stopped early", ConvergenceWarning)
+        warnings.warn("duplicated column", IdentifiabilityWarning)
+        warnings.warn("something else", UserWarning)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(bayesloss.check, "pyro_fit", fit_that_warns)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_case(Case("synthetic-gaussian", "gaussian", {"noise_scale": 1.0}))
+    seen = {w.category for w in caught}
+    assert ConvergenceWarning not in seen
+    assert {IdentifiabilityWarning, UserWarning} <= seen
