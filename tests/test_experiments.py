@@ -93,7 +93,8 @@ def test_grid_is_the_product_with_irrelevant_keys_collapsed_and_stable_ids():
     renamed = _config(sweep={"name": "other", "seeds": [1, 0]},
                       model={"prior_scale": [1.0, 0.3]})
     assert {r["run_id"] for r in expand(renamed)} == {r["run_id"] for r in runs}
-    # (the kill-and-resume test checks that another interpreter computes the same ids)
+    # (the kill-and-resume test, in the slow step, checks that another interpreter computes
+    # the same ids)
 
 
 # --- runs and the store --------------------------------------------------------------------
