@@ -180,6 +180,9 @@ def make_spec(
         raise ValueError(f"the {likelihood} likelihood has no noise scale; drop noise_scale")
     if estimator not in ESTIMATORS:
         raise ValueError(f"unknown estimator {estimator!r}; valid names are {list(ESTIMATORS)}")
+    if penalize_intercept and not fit_intercept:
+        raise ValueError("penalize_intercept=True needs an intercept to penalise; "
+                         "fit_intercept=False has none: drop one of the two")
     spec = ModelSpec(
         likelihood=likelihood,
         estimator=estimator,
@@ -189,7 +192,7 @@ def make_spec(
         df=_positive("df", df),
         prior_df=_positive("prior_df", prior_df),
         fit_intercept=bool(fit_intercept),
-        penalize_intercept=bool(penalize_intercept) and bool(fit_intercept),
+        penalize_intercept=bool(penalize_intercept),
     )
     if family.scale_head and spec.penalize_intercept:
         raise ValueError(f"penalize_intercept is not available for {likelihood}: its "

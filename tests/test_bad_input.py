@@ -84,6 +84,8 @@ BAD_KEYWORDS = [
     (dict(likelihood="studentt", df=-3.0), "df must be a positive"),
     (dict(likelihood="gaussian", prior="studentt", prior_df=0.0), "prior_df must be a positive"),
     (dict(likelihood="gaussian", prior_scale=float("nan")), "prior_scale must be a positive"),
+    (dict(likelihood="gaussian", estimator="map", penalize_intercept=True, fit_intercept=False),
+     "penalize_intercept=True needs an intercept"),
 ]
 
 

@@ -1,9 +1,10 @@
 """Your own data from the command line: CSV / Parquet files for ``fit`` and ``check``'s
-single-case mode, end to end through the real entry point, and every bad input answered with
-a clear message and exit code 2."""
+single-case mode, in-process through ``main`` and once end to end through the installed
+``bayesloss`` entry point, and every bad input answered with a clear message and exit code 2."""
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,10 +20,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_cli(*args):
-    """``python -m bayesloss.cli …`` in a fresh interpreter, on this checkout."""
+    """The installed ``bayesloss`` command (``pip install .`` puts it beside this Python) in a
+    fresh interpreter, importing this checkout."""
+    command = shutil.which("bayesloss", path=str(Path(sys.executable).parent))
+    assert command, f"no bayesloss entry point beside {sys.executable}: pip install ."
     return subprocess.run(
-        [sys.executable, "-m", "bayesloss.cli", *map(str, args)], cwd=ROOT, capture_output=True,
-        text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [command, *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
 
 

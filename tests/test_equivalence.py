@@ -32,11 +32,18 @@ def test_lbfgs_equals_classical_fit(case):
     _assert_passed(run_case(case, "lbfgs"))
 
 
-# Adam runs the synthetic matrix; the real sets' ill-conditioned designs are L-BFGS work.
+# Adam runs the synthetic matrix; the real sets' ill-conditioned designs are L-BFGS work. The
+# default step runs each family's normal-prior MAP, its scale learned (Adam's loop is the same
+# for every prior and scale setting, which the L-BFGS matrix above covers); the slow step runs
+# all 40 cases.
 ADAM_CASES = synthetic_cases()
+ADAM_QUICK = {c.id for c in ADAM_CASES if c.model.get("estimator") == "map"
+              and c.model.get("prior", "normal") == "normal" and "noise_scale" not in c.model}
 
 
-@pytest.mark.parametrize("case", ADAM_CASES, ids=[c.id for c in ADAM_CASES])
+@pytest.mark.parametrize("case", [
+    pytest.param(c, id=c.id, marks=() if c.id in ADAM_QUICK else pytest.mark.slow)
+    for c in ADAM_CASES])
 def test_svi_adam_full_batch_within_1e4(case):
     _assert_passed(run_case(case, "adam"))
 
@@ -52,34 +59,46 @@ def test_svi_adam_minibatches_within_1e2(case):
     _assert_passed(run_case(case, "adam", batch_size=256))
 
 
-# Polyak–Ruppert-averaged minibatch Adam (batch 256) on the 3-class softmax ends at max |Δ proba|
-# 1.04e-2 (MLE), 1.07e-2 (normal prior), 1.06e-2 (laplace prior) against the 1e-2 contract (its
-# weights are within it); with a Student-t prior (in the matrix since its L-BFGS mode was fixed)
-# one weight ends 1.29e-2 relative off against 1e-2: a known gap, measured on this seed; not
-# strict, since another BLAS or torch build can land either side of 1e-2.
-# hetero_gaussian: the same averaged minibatch Adam ends with its parameters within 1.7e-3 of
-# the reference (contract 1e-2) but the full-data gradient at 5.3e-3 (MLE) and 5.03e-3 (MAP)
-# against the 5e-3 that "converged" asks: the log σ head's curvature (2r²/σ² per row, twice the
-# mean's) leaves more minibatch noise at the default learning rate.
-_SOFTMAX_GAP = "minibatch softmax: max |Δ proba| 1.04e-2 to 1.07e-2 (or a weight 1.29e-2) > 1e-2"
-_HETERO_GAP = "minibatch hetero_gaussian: full-data |grad|∞ 5.0e-3 to 5.3e-3 > tol 5e-3"
+# Polyak–Ruppert-averaged minibatch Adam (batch 256, seed 0) misses its contract (1e-2 on every
+# judged row, full-data |grad|∞ ≤ 5e-3) in these cases, by the amounts measured: on the 3-class
+# softmax max |Δ proba| 1.04e-2 (MLE), 1.07e-2 (normal prior), 1.06e-2 (laplace prior), and
+# with a Student-t prior one weight 1.29e-2 off; on hetero_gaussian the parameters are within
+# 1.7e-3 but the gradient ends at 5.3e-3 (MLE) and 5.03e-3 (MAP): the log σ head's curvature
+# (2r²/σ² per row, twice the mean's) leaves more minibatch noise at the default learning rate.
+# Each is held, strictly, to (row bound, gradient bound) with margin over the measured gap for
+# another BLAS or torch build; a gap that grows fails, one that closes shows as a passing row.
+_SOFTMAX_GAP = (2e-2, 5e-3)
+_HETERO_GAP = (1e-2, 1e-2)
 MINIBATCH_GAPS = {"synthetic-categorical:categorical/mle": _SOFTMAX_GAP,
                   "synthetic-categorical:categorical/map/normal": _SOFTMAX_GAP,
                   "synthetic-categorical:categorical/map/laplace": _SOFTMAX_GAP,
                   "synthetic-categorical:categorical/map/studentt": _SOFTMAX_GAP,
                   "synthetic-hetero_gaussian:hetero_gaussian/mle": _HETERO_GAP,
                   "synthetic-hetero_gaussian:hetero_gaussian/map/normal": _HETERO_GAP}
-MINIBATCH_CASES = [
-    pytest.param(c, id=c.id, marks=pytest.mark.xfail(strict=False, reason=MINIBATCH_GAPS[c.id]))
-    if c.id in MINIBATCH_GAPS else pytest.param(c, id=c.id)
-    for c in ADAM_CASES
-]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", MINIBATCH_CASES)
+@pytest.mark.parametrize("case", ADAM_CASES, ids=[c.id for c in ADAM_CASES])
 def test_svi_adam_minibatches_whole_matrix(case):
-    _assert_passed(run_case(case, "adam", batch_size=256))
+    if case.id not in MINIBATCH_GAPS:
+        _assert_passed(run_case(case, "adam", batch_size=256))
+        return
+    import warnings
+
+    from bayesloss import ConvergenceWarning, fit, reference_fit
+    from bayesloss.compare import comparison_table
+
+    row_bound, grad_bound = MINIBATCH_GAPS[case.id]
+    d = dataset(case.data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # the gap: judged below
+        ours = fit(d.X, d.y, case.likelihood, optimizer="adam", batch_size=256, **case.model)
+    ref = reference_fit(d.X, d.y, case.likelihood, **case.model)
+    table = comparison_table(ours, ref, d.X, d.y, optimizer="adam", batch_size=256)
+    judged = table[table["judged"]]
+    err = judged["rel_err"].where(judged["parameter"] == "objective", judged["rel_err"].abs())
+    assert err.max() <= row_bound, "\n" + judged.to_string()
+    assert ours.grad_norm <= grad_bound and ref.converged
 
 
 def test_longley_matches_nist_certified_values():
@@ -127,3 +146,28 @@ def test_intercept_and_scale_options_equal_the_reference(likelihood, options):
     _assert_passed(table)
     if options.get("fit_intercept") is False:
         assert "intercept" not in set(table["parameter"])
+
+
+def test_check_silences_only_the_non_convergence_it_reports(monkeypatch):
+    """``run_case`` reports non-convergence in its table, so it hides ConvergenceWarning;
+    any other warning reaches the caller."""
+    import warnings
+
+    import bayesloss.check
+    from bayesloss import ConvergenceWarning, IdentifiabilityWarning
+
+    real_fit = bayesloss.check.pyro_fit
+
+    def fit_that_warns(*args, **kwargs):
+        warnings.warn("stopped early", ConvergenceWarning)
+        warnings.warn("duplicated column", IdentifiabilityWarning)
+        warnings.warn("something else", UserWarning)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(bayesloss.check, "pyro_fit", fit_that_warns)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_case(Case("synthetic-gaussian", "gaussian", {"noise_scale": 1.0}))
+    seen = {w.category for w in caught}
+    assert ConvergenceWarning not in seen
+    assert {IdentifiabilityWarning, UserWarning} <= seen

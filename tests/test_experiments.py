@@ -93,7 +93,8 @@ def test_grid_is_the_product_with_irrelevant_keys_collapsed_and_stable_ids():
     renamed = _config(sweep={"name": "other", "seeds": [1, 0]},
                       model={"prior_scale": [1.0, 0.3]})
     assert {r["run_id"] for r in expand(renamed)} == {r["run_id"] for r in runs}
-    # (the kill-and-resume test checks that another interpreter computes the same ids)
+    # (the kill-and-resume test, in the slow step, checks that another interpreter computes
+    # the same ids)
 
 
 # --- runs and the store --------------------------------------------------------------------
@@ -148,6 +149,7 @@ def test_rerun_skips_finished_runs_and_another_config_is_refused(tmp_path):
 # --- executors -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # two worker processes start, each importing torch and Pyro
 def test_dask_local_cluster_gives_the_same_table_as_local(tmp_path):
     config = _config(sweep={"seeds": [0]},
                      model={"likelihood": ["gaussian", "laplace"], "prior": ["normal"]})
@@ -173,6 +175,7 @@ def _children(pid: int) -> list:
     return psutil.Process(pid).children(recursive=True)
 
 
+@pytest.mark.slow  # two sweeps in their own interpreters, with two worker processes each
 def test_sigkill_mid_sweep_then_resume_stores_every_run_exactly_once(tmp_path):
     config = tmp_path / "kill.toml"
     config.write_text('[sweep]\nseeds = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\n'

@@ -67,7 +67,8 @@ def test_separate_heads_equal_the_separate_fits(likelihoods, kwargs):
     scales = kwargs.get("noise_scale", [None] * len(likelihoods))
     singles = [bayesloss.fit(X, Y[:, k], lik, **{**kwargs, "noise_scale": scales[k]})
                for k, lik in enumerate(likelihoods)]
-    for k, (label, out, single) in enumerate(zip(joint.labels, joint.outputs, singles)):
+    for k, (label, out, single) in enumerate(zip(joint.labels, joint.outputs, singles,
+                                                       strict=True)):
         assert out.converged and single.converged
         assert_same_fit(out, single, X, Y[:, k])
         for site, value in out.params_.items():  # the joint sites are the outputs' own
@@ -103,7 +104,7 @@ def test_joint_loss_is_the_sum_of_the_classical_losses(likelihoods):
     refs = [sklearn_loss(lik, X, Y[:, k]) for k, lik in enumerate(likelihoods)]
     # at an optimum the loss is flat: parameters 1e-6 apart move it by ~1e-12
     assert joint.loss == pytest.approx(sum(refs), rel=1e-8)
-    for out, ref in zip(joint.outputs, refs):
+    for out, ref in zip(joint.outputs, refs, strict=True):
         assert out.loss == pytest.approx(ref, rel=1e-8)
 
 

