@@ -72,10 +72,11 @@ def _format_summary(summary: pd.DataFrame) -> str:
         "case": summary.apply(_case, axis=1),
         "data": data.where(~training, "training (Adam)"),
         "reference": summary["reference_kind"].where(~training, "PyTorch"),
-        "max error": [f"{v:.1e}" for v in summary["max_rel_err"]],
+        "max error": ["—" if pd.isna(v) else f"{v:.1e}" for v in summary["max_rel_err"]],
         "objective gap": ["—" if t else f"{v:+.1e}"
                           for v, t in zip(summary["objective_gap"], training)],
-        "tolerance": [f"{p:.0e} abs." if t else f"{p:.0e} / {o:.0e}"
+        "tolerance": [f"{p:.0e} abs." if t else "— / " + f"{o:.0e}" if pd.isna(p)
+                      else f"{p:.0e} / {o:.0e}"
                       for p, o, t in zip(summary["param_tol"], summary["objective_tol"],
                                          training)],
         "converged": [f"{'yes' if a else 'NO'}/{'yes' if b else 'NO'}"
@@ -89,6 +90,9 @@ def _format_summary(summary: pd.DataFrame) -> str:
                  "unit); objective gap: ours − reference,")
     lines.append("  nats per row;")
     lines.append("tolerance: parameters / objective; converged: ours/reference.")
+    if summary["max_rel_err"].isna().any():
+        lines.append("max error —: a Laplace likelihood's optimum need not be unique (ties): "
+                     "judged on the objective alone.")
     if training.any():
         lines.append("training (Adam), reference PyTorch: Pyro SVI on the NLL vs training on "
                      "the PyTorch loss, same data, seed and steps;")

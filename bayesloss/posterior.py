@@ -284,7 +284,9 @@ def _site_values(point: Optional[Fit]) -> Optional[dict]:
     return values
 
 
-def _check_sampling_args(method, chains, warmup, draws):
+def check_sampling_args(method, chains, warmup, draws):
+    """A ValueError naming the first of ``method``, ``chains``, ``warmup``, ``draws`` that a
+    sampler cannot take (before any fit runs)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; valid names are {list(METHODS)}")
     for name, value, low in (("chains", chains, 1), ("warmup", warmup, 0),
@@ -459,7 +461,7 @@ def posterior(
         from .formula import call_with_formula  # a formula on a frame (or arguments missing)
 
         return call_with_formula(posterior, locals())
-    _check_sampling_args(method, chains, warmup, draws)
+    check_sampling_args(method, chains, warmup, draws)
     model_kw = dict(prior="normal" if prior is None else prior, prior_scale=prior_scale,
                     noise_scale=noise_scale, df=df, prior_df=prior_df,
                     fit_intercept=fit_intercept, penalize_intercept=penalize_intercept)

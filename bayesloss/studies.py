@@ -14,7 +14,7 @@ import torch
 
 from .engine import minimise_elbo
 from .engine.policy import entry_point
-from .posterior import posterior
+from .posterior import check_sampling_args, posterior
 
 @entry_point
 def mode_space_demo(a: float = 10.0, b: float = 10.0, heads: int = 6, trials: int = 10) -> dict:
@@ -129,7 +129,7 @@ def compare_likelihoods(
     if len({get_family(name).continuous for name in likelihoods}) > 1:
         raise ValueError("LOO compares densities of the same y: mix continuous likelihoods "
                          f"with discrete ones and the numbers mean nothing ({likelihoods})")
-    _check_sampling_args("nuts", chains, warmup, draws)
+    check_sampling_args("nuts", chains, warmup, draws)
     posteriors = {
         name: posterior(X, y, name, prior=prior, prior_scale=prior_scale, df=df,
                         chains=chains, warmup=warmup, draws=draws, seed=seed, progress=progress)

@@ -110,8 +110,9 @@ def test_laplace_formula_is_the_median_regression(frame):
     n, p = Z.shape
     lp = linprog(np.r_[np.zeros(p), np.ones(2 * n)], A_eq=np.hstack([Z, np.eye(n), -np.eye(n)]),
                  b_eq=y, bounds=[(None, None)] * p + [(0, None)] * (2 * n), method="highs")
-    assert lp.status == 0
-    assert_same(fit, pd.Series(lp.x[:p], index=ref.params.index))
+    # LAD optima need not be unique (a flat face: here the C(group)[T.c] coefficient can
+    # move), so ours is judged on the LP's objective, not on HiGHS's vertex
+    assert sae == pytest.approx(lp.fun, rel=1e-9)
 
 
 def test_categorical_formula_contrasts_equal_mnlogit(frame):

@@ -145,9 +145,9 @@ def test_check_table_is_narrow_filled_and_counted(capsys):
                                            "prior_scale": 300.0, "noise_scale": 55.0})]
     rows, summary = run_check(cases, include_longley=True, training=["gaussian"])
     progress = capsys.readouterr().err.splitlines()
-    assert len(summary) == 5  # 2 cases, longley, 2 training rows for gaussian
-    assert [line.split("]")[0].split("[")[1] for line in progress] == ["1/5", "2/5", "3/5",
-                                                                       "5/5"]
+    assert len(summary) == 6  # 2 cases, longley, stackloss, 2 training rows for gaussian
+    assert [line.split("]")[0].split("[")[1] for line in progress] == ["1/6", "2/6", "3/6",
+                                                                       "4/6", "6/6"]
     text = _format_summary(summary)
     assert max(map(len, text.splitlines())) <= 120, text
     assert "nan" not in text.lower()
