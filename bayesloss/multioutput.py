@@ -418,8 +418,7 @@ def _fit_heads(X, ys, specs, stats, labels, tol, max_iter, seed, names, bar):
         STAGE_ITER if kinked else None, _after_stage(problems, guides, tol, max_iter), bar)
     guide(joint.X, joint.y)  # creates the parameters
     for problem, head in zip(problems, guides):  # the single fits' Newton start, per head
-        if newton_start(problem, head, _loss(problem, head)):
-            profile_scale(problem, head)
+        newton_start(problem, head, _loss(problem, head))  # (a learned scale follows it)
     n_iter, joint_gnorm, _, info = joint.run(guide, tol, max_iter)
     outputs = []
     for problem, head, y in zip(problems, guides, ys):

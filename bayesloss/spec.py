@@ -13,7 +13,6 @@ from typing import Optional, Union
 
 import numpy as np
 import pandas as pd
-import torch
 
 from .families import FAMILIES, Family, get_family
 from .priors import Prior, get_prior
@@ -257,11 +256,7 @@ class DesignStats:
     def of(cls, X: np.ndarray) -> "DesignStats":
         n = X.shape[0]
         mean = (np.ones(n) @ X) / n
-        if X.flags.writeable:  # torch's BLAS: twice numpy's speed here (torch warns on read-only)
-            Xt = torch.from_numpy(X)
-            gram = (Xt.T @ Xt).numpy()
-        else:
-            gram = X.T @ X
+        gram = X.T @ X  # numpy recognises Xᵀ X: a symmetric rank-k update, half of torch's work
         centred = gram / n - np.outer(mean, mean)
         # digits lost to cancellation: recompute those columns from centred data
         lossy = np.flatnonzero(np.diag(centred) <= 1e-6 * mean**2)
@@ -387,16 +382,13 @@ def _warn_unidentifiable(X: np.ndarray, fit_intercept: bool, design: DesignStats
 def _duplicated_columns(X: np.ndarray, design: DesignStats) -> list[int]:
     """Columns equal to an earlier one: equal columns have equal Gram entries
     (G_ii = G_jj = G_ij) and means; candidate pairs are confirmed exactly."""
-    G, d = design.gram, X.shape[1]
+    G, mean = design.gram, design.mean
     diag = np.diag(G)
     close = lambda a, b: np.abs(a - b) <= 1e-10 * np.maximum(np.abs(a), np.abs(b))  # noqa: E731
-    dup = []
-    for j in range(1, d):
-        cand = np.flatnonzero(close(diag[:j], diag[j]) & close(G[:j, j], diag[j])
-                              & close(design.mean[:j], design.mean[j]))
-        if any(np.array_equal(X[:, i], X[:, j]) for i in cand):
-            dup.append(j)
-    return dup
+    # candidate pairs i < j at once (a loop over the columns costs more than a small fit)
+    cand = np.triu(close(diag[:, None], diag) & close(G, diag) & close(mean[:, None], mean), 1)
+    return [int(j) for j in np.flatnonzero(cand.any(axis=0))
+            if any(np.array_equal(X[:, i], X[:, j]) for i in np.flatnonzero(cand[:, j]))]
 
 
 def with_changes(spec: ModelSpec, **changes) -> ModelSpec:

@@ -58,3 +58,22 @@ def test_progress_shows_on_every_path(path, capsys, monkeypatch):
         warnings.simplefilter("ignore", ConvergenceWarning)
         run()
     assert label in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("signs", ["non-negative", "mixed"])
+@pytest.mark.parametrize("centred", [False, True])
+def test_weighted_gram_is_the_centred_designs(signs, centred):
+    """The Newton polish's curvature blocks, taken on X with the centring as a correction (and
+    a symmetric product on √c·X for non-negative weights), equal the blocks of the centred
+    design itself, formed directly."""
+    from bayesloss.engine.newton import weighted_gram
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(500, 6)) * rng.uniform(0.5, 3.0, 6) + rng.uniform(-8.0, 8.0, 6)
+    c = rng.uniform(0.0, 2.0, 500) if signs == "non-negative" else rng.normal(size=500)
+    m = X.mean(0) if centred else None
+    D = X - m if centred else X
+    G, s = weighted_gram(X, c, m)
+    scale = np.abs(c) @ (D**2).sum(1) + np.abs(m if centred else 0.0).max() ** 2 * np.abs(c).sum()
+    np.testing.assert_allclose(G, D.T @ (D * c[:, None]), rtol=0, atol=1e-13 * scale)
+    np.testing.assert_allclose(s, D.T @ c, rtol=0, atol=1e-13 * np.abs(c) @ np.abs(D).sum(1))

@@ -217,25 +217,30 @@ def stop_rule(n_iter, gnorm, tol, max_iter):
     return stop in ("gradient", "precision"), {"stop": stop}
 
 
-def accept_step(params, objective: Objective, step) -> Optional[float]:
+def accept_step(params, objective: Objective, step, then: Optional[Callable] = None
+                ) -> Optional[float]:
     """Add ``step`` (one tensor per parameter) and keep it under the one acceptance rule of
     every Newton step: the loss decreased, or it is unchanged to its rounding and the gradient
     decreased (near the optimum a step changes the loss by ~|g|², below the rounding of a sum
-    over the rows: there the gradient decides). Returns the gradient ∞-norm where the step
-    ended, or None when it was undone."""
+    over the rows: there the gradient decides). ``then`` is a move that follows the step (a
+    learned scale set to its optimum given the new weights): the rule judges both together, so
+    the point where they end is evaluated once. Returns the gradient ∞-norm where the step
+    ended, or None when it was undone (every parameter back where it was)."""
     before, g_before = objective(), objective.grad_norm()
     objective.clear_grads()
-    saved = [p.detach().clone() for p in params]
+    saved = [p.detach().clone() for p in objective.params]
     with torch.no_grad():
         for p, s in zip(params, step):
             p.add_(s.reshape(p.shape))
+    if then is not None:
+        then()
     after, g_after = objective(), objective.grad_norm()
     objective.clear_grads()
     level = 1e-14 * max(1.0, abs(float(before)))
     if after < before or (after <= before + level and g_after < g_before):
         return g_after
     with torch.no_grad():
-        for p, v in zip(params, saved):
+        for p, v in zip(objective.params, saved):
             p.copy_(v)
     return None
 

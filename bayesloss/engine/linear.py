@@ -159,9 +159,7 @@ def optimize(problem: LinearProblem, init: dict, solver: Solver, newton=False,
     problem.bar = bar  # this run's (problem.loss reads it); the problem keeps its cached design
     exact = Objective(problem.loss(guide, model), params)
     with pyro.validation_enabled(False):  # inputs were validated by fit(); skip per-step checks
-        newton = newton and newton_start(problem, guide, exact)
-        if newton:
-            profile_scale(problem, guide)
+        newton = newton and newton_start(problem, guide, exact)  # (the scale follows it)
         if lbfgs:
             try:
                 n_iter, gnorm, converged, info = run_lbfgs(

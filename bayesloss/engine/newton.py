@@ -69,6 +69,27 @@ def same_curvature(spec: ModelSpec) -> bool:
 
 
 
+def weighted_gram(X: np.ndarray, c: np.ndarray, m: Optional[np.ndarray]):
+    """``(Dᵀ diag(c) D, Dᵀ c)`` for the design ``D = X − m`` (``m`` None: ``D = X``), in one
+    pass over X and without a centred copy: the centring is a rank-two correction of the
+    small matrices (the preconditioner folds it into the intercept only while |m| stays within
+    a few spreads of each column, so it costs at most a digit of the curvature, which only
+    steers a Newton step the ELBO's own gradient judges). Non-negative weights (every row's
+    curvature in a convex family) take BLAS's symmetric product on ``√c·X``, half a general
+    product's work."""
+    s = X.T @ c
+    if (c >= 0).all():
+        Z = X * np.sqrt(c)[:, None]
+        G = Z.T @ Z  # numpy recognises Zᵀ Z: a symmetric rank-k update
+    else:
+        G = X.T @ (X * c[:, None])
+    if m is not None:
+        total = c.sum()
+        G = G - np.outer(s, m) - np.outer(m, s) + total * np.outer(m, m)
+        s = s - total * m
+    return G, s
+
+
 def newton_polish(problem, guide, objective, free: Optional[np.ndarray] = None
                   ) -> Optional[float]:
     """One exact Newton step on (w', b') at the end of a smooth fit, or on the face of a
@@ -94,10 +115,12 @@ def newton_polish(problem, guide, objective, free: Optional[np.ndarray] = None
     named = dict(guide.named_parameters())
     weight = named["weight_unconstrained"]
     bias = named.get("bias_unconstrained")
-    X = problem.design
+    X = problem.X.numpy()
     n, d = X.shape
+    # the design is X − m: the centring is applied to the Gram matrices, not to a copy of X
+    m = None if pre.centred_data or not pre.x_mean.any() else pre.x_mean
     k = problem.n_outputs if spec.family.multiclass else 1
-    A = torch.as_tensor(pre.matrix if pre.matrix.ndim == 2 else np.diag(pre.matrix))
+    A = pre.matrix if pre.matrix.ndim == 2 else np.diag(pre.matrix)
     with torch.no_grad():
         point = guide.median()
     scale = point.get("scale", problem.model_kwargs.get("noise_scale"))
@@ -110,19 +133,20 @@ def newton_polish(problem, guide, objective, free: Optional[np.ndarray] = None
         # rows are independent: the curvature is block diagonal, c[:, a, b] for each row
         c = torch.stack([torch.autograd.grad(g_eta[:, a].sum(), eta, retain_graph=a < k - 1)[0]
                          .reshape(n, k) for a in range(k)], 1).detach() / n
-    Hw = torch.zeros(d, k, d, k, dtype=DTYPE)
-    Hwb = torch.zeros(d, k, k, dtype=DTYPE)
+    c = c.numpy()
+    Hw = np.zeros((d, k, d, k))
+    Hwb = np.zeros((d, k, k))
     for a in range(k):
         for b in range(a, k):
-            G = A.T @ (X.T @ (X * c[:, a, b, None])) @ A
-            s = A.T @ (X.T @ c[:, a, b])
+            G, s = weighted_gram(X, c[:, a, b], m)
+            G, s = A.T @ G @ A, A.T @ s
             Hw[:, a, :, b], Hw[:, b, :, a] = G, G
             Hwb[:, a, b], Hwb[:, b, a] = s, s
-    H = Hw.reshape(d * k, d * k).numpy()
+    H = Hw.reshape(d * k, d * k)
     theta = weight.detach().numpy().reshape(-1)
     if bias is not None:
-        hb = Hwb.reshape(d * k, k).numpy()
-        H = np.block([[H, hb], [hb.T, c.sum(0).numpy()]])
+        hb = Hwb.reshape(d * k, k)
+        H = np.block([[H, hb], [hb.T, c.sum(0)]])
         theta = np.r_[theta, bias.detach().numpy().reshape(-1)]
     H = H + prior_terms(problem)(theta)[2] / n
     objective()  # where L-BFGS stopped (cached): its gradient
@@ -142,16 +166,18 @@ def newton_polish(problem, guide, objective, free: Optional[np.ndarray] = None
     step = torch.as_tensor(step)
     # on a kinked prior's face a full step can carry a weight across its kink: backtrack
     for t in (1.0,) if free is None else 0.5 ** np.arange(FACE_BACKTRACKS):
-        g_after = accept_step(params, objective, [t * step[:d * k], t * step[d * k:]][:len(params)])
+        g_after = accept_step(params, objective, [t * step[:d * k], t * step[d * k:]][:len(params)],
+                              then=rescale(problem, guide))
         if g_after is not None:
-            break
-    if g_after is None:
-        return None
-    if spec.learns_scale:  # the scale moves to its optimum: the gradient there
-        profile_scale(problem, guide)
-        g_after = objective.grad_norm()
-        objective.clear_grads()
-    return g_after
+            return g_after
+    return None
+
+
+def rescale(problem, guide):
+    """A learned scale's move to its optimum after a Newton step on the weights
+    (:func:`profile_scale`), for :func:`~bayesloss.engine.driver.accept_step`'s ``then``;
+    None where the scale is fixed."""
+    return (lambda: profile_scale(problem, guide)) if problem.spec.learns_scale else None
 
 
 def newton_start(problem, guide, objective) -> bool:
@@ -202,7 +228,7 @@ def newton_start(problem, guide, objective) -> bool:
             Pn = problem.model_kwargs["prior_precision"] / problem.X.shape[0]
             H = H + (1.0 - h / pre.data_curvature) * Pn
         step = -torch.linalg.solve(H, g)
-    return accept_step([weight], objective, [step]) is not None
+    return accept_step([weight], objective, [step], then=rescale(problem, guide)) is not None
 
 
 def prior_terms(problem):
