@@ -46,8 +46,9 @@ EXIT_CODES = {
     3: "numerical failure: a fit diverged (NaN or infinite objective) or NUTS had divergent "
        "transitions",
 }
-EPILOG = "exit codes:\n" + "\n".join(
-    textwrap.fill(text, 88, initial_indent=f"  {code}  ", subsequent_indent="     ")
+# a bullet list: the terminal shows it as written, and the docs' CLI page renders it as a list
+EPILOG = "exit codes:\n\n" + "\n".join(
+    textwrap.fill(text, 88, initial_indent=f"- {code}: ", subsequent_indent="  ")
     for code, text in EXIT_CODES.items())
 
 TRAINING_DATA = "training: "  # check's rows that compare PyTorch-loss training with Pyro SVI

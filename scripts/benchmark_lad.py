@@ -81,6 +81,7 @@ def main(argv=None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 50_000, 1_000_000])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", help="also write the table here as CSV (docs/benchmarks/tabulate.py reads it)")
     args = parser.parse_args(argv)
     rows = []
     for n in args.sizes:
@@ -99,6 +100,8 @@ def main(argv=None) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     print(f"LAD, d = {D}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'default')}")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    if args.out:
+        table.to_csv(args.out, index=False)
     return table
 
 

@@ -43,7 +43,7 @@ def test_every_option_has_help_and_every_command_lists_the_exit_codes():
                 continue
             assert action.help and action.help != argparse.SUPPRESS, (name, action.dest)
         for code in EXIT_CODES:
-            assert f"\n  {code}  " in sub.epilog, (name, code)
+            assert f"\n- {code}: " in sub.epilog, (name, code)
 
 
 def test_version(capsys):
