@@ -2,7 +2,8 @@
 estimator, per thread setting, and print the ratio ours / theirs per case.
 
     python scripts/benchmark.py                 # d = 20, n = 1,000 and 100,000, both settings
-    python scripts/benchmark.py --n 100000 --repeats 10 --markdown docs/benchmarks/fit.md
+    python docs/benchmarks/tabulate.py docs/benchmarks/generated/speed.md \
+        scripts/benchmark.py --n 1000 100000 --repeats 7    # the docs' dated table
 
 Each thread setting runs in its own child process, so that its environment takes effect before
 torch and numpy start their thread pools: ``default`` is what a user has (the machine's
@@ -16,8 +17,7 @@ with ``tol=1e-10``, and the table shows how far apart the two answers are (max r
 difference of the weights in their natural unit, |Δw_j|·sd(x_j)/sd(y), and of the class
 probabilities for softmax). Times are medians over ``--repeats`` runs after one warm-up, the
 two sides interleaved (ours, theirs, ours, …) so that a shared machine's changing load falls
-on both alike. ``--markdown PATH`` writes the table, dated, with the machine and the thread
-settings.
+on both alike.
 """
 
 from __future__ import annotations
@@ -25,12 +25,10 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import platform
 import subprocess
 import sys
 import time
 import warnings
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -128,43 +126,6 @@ def _child(setting: str, args) -> pd.DataFrame:
     return table
 
 
-def _machine() -> str:
-    import sklearn
-    import torch
-
-    return (f"{platform.machine()} {platform.processor() or platform.system()}, "
-            f"{os.cpu_count()} logical CPUs; Python {platform.python_version()}, torch "
-            f"{torch.__version__} ({torch.get_num_threads()} intra-op threads by default), "
-            f"numpy {np.__version__}, scikit-learn {sklearn.__version__}")
-
-
-def write_markdown(path, table: pd.DataFrame, args, load: tuple) -> None:
-    """The table as a dated Markdown page (for ``docs/benchmarks/``)."""
-    header = "| " + " | ".join(table.columns) + " |"
-    rule = "|" + "|".join("---" for _ in table.columns) + "|"
-    body = ["| " + " | ".join(f"{v:.3g}" if isinstance(v, float) else f"{v}" for v in row)
-            + " |" for row in table.itertuples(index=False)]
-    text = "\n".join([
-        "# Fit time against scikit-learn",
-        "",
-        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {_machine()}; load "
-        f"average {load[0]:.1f} before, {load[1]:.1f} after (the machine was shared: times "
-        "move with its load). Thread settings: `default` = the machine's default threads "
-        "(no `*_NUM_THREADS` set), `1` = `OMP_NUM_THREADS=MKL_NUM_THREADS="
-        "OPENBLAS_NUM_THREADS=1`; each in its own process. Our fits choose their own threads "
-        "per call (`bayesloss.engine.policy`).",
-        "",
-        f"`python scripts/benchmark.py --n {' '.join(map(str, args.n))} --d {args.d} "
-        f"--repeats {args.repeats}`: medians of {args.repeats} interleaved runs after a "
-        "warm-up; `ratio` = ours / scikit-learn; `max_rel_diff` = the largest difference of "
-        "the two answers (weights in their natural unit; class probabilities for softmax).",
-        "",
-        header, rule, *body, "",
-    ])
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(text)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[1_000, 100_000])
@@ -173,21 +134,16 @@ def main(argv=None):
     parser.add_argument("--threads", nargs="+", choices=SETTINGS, default=list(SETTINGS),
                         help="thread settings to measure, each in its own process")
     parser.add_argument("--out", help="also write the table as CSV here")
-    parser.add_argument("--markdown", help="also write the table as dated Markdown here")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:  # one setting, in the environment the parent gave this process
         print(run(args.n, args.d, args.repeats).to_csv(index=False), end="")
         return None
-    load = os.getloadavg()[0]
     table = pd.concat([_child(s, args) for s in args.threads], ignore_index=True)
-    load = load, os.getloadavg()[0]
     print()
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     if args.out:
         table.to_csv(args.out, index=False)
-    if args.markdown:
-        write_markdown(args.markdown, table, args, load)
     return table
 
 

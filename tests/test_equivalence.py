@@ -98,7 +98,11 @@ def test_svi_adam_minibatches_whole_matrix(case):
     judged = table[table["judged"]]
     err = judged["rel_err"].where(judged["parameter"] == "objective", judged["rel_err"].abs())
     assert err.max() <= row_bound, "\n" + judged.to_string()
-    assert ours.grad_norm <= grad_bound and ref.converged
+    assert ref.converged
+    if ours.spec.kinked:  # a Laplace prior's gradient does not vanish at the optimum: Adam's
+        assert ours.converged  # rule for kinks is the exact objective's relative change
+    else:
+        assert ours.grad_norm <= grad_bound
 
 
 def test_longley_matches_nist_certified_values():

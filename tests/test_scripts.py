@@ -17,7 +17,7 @@ def test_benchmark_script_runs_and_reports_every_case(tmp_path):
     out = tmp_path / "bench.csv"
     subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--n", "300", "--d", "5",
-         "--repeats", "1", "--out", str(out), "--markdown", str(tmp_path / "bench.md")],
+         "--repeats", "1", "--out", str(out)],
         check=True, cwd=ROOT, capture_output=True, text=True, timeout=600,
         env={**os.environ, "PYTHONPATH": str(ROOT)},  # this checkout, installed or not
     )
@@ -25,7 +25,6 @@ def test_benchmark_script_runs_and_reports_every_case(tmp_path):
     # every case in both thread settings, each measured in its own process
     assert sorted(table["threads"].value_counts().items()) == [("1", 6), ("default", 6)]
     assert (table["ratio"] > 0).all()
-    assert (tmp_path / "bench.md").read_text().count("| gaussian MLE |") == 2
     # same problem, same answer: the two solvers agree in every case
     assert (table["max_rel_diff"] < 1e-5).all(), table
 
