@@ -364,7 +364,8 @@ def plot_forest(post, ax=None, hdi_prob=HDI_PROB):
     ax.axvline(0, color="grey", lw=0.5)
     ax.set_xlabel("coefficient value")
     ax.set_title(f"Estimates per coefficient: {post.spec.label()}")
-    ax.legend(fontsize="small")
+    # beside the axes: intervals may span the whole width, where a legend inside would hide one
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
     return ax
 
 
