@@ -543,8 +543,8 @@ def _fit_network(X, ys, specs, labels, hidden, activation, tol, max_iter, seed, 
                               scale)
         outputs.append(NetworkFit(
             spec=spec, params_=view, scale_=scale if spec.family.has_scale else None,
-            converged=bool(converged), n_iter=int(n_iter), grad_norm=float(gnorm), nll=ev.nll,
-            loss=ev.loss, objective=ev.objective, n_samples=X.shape[0],
+            converged=bool(converged), n_iter=int(n_iter), grad_norm=float(gnorm), _evaluation=ev,
+            n_samples=X.shape[0],
             method=f"pyro AutoDelta + torch L-BFGS (strong Wolfe), MLP {hidden} {activation} "
                    f"shared by {len(specs)} outputs",
             seed=seed, info=info, feature_names=names, hidden=hidden, activation=activation,

@@ -418,8 +418,8 @@ def fit_network(X, y, spec: ModelSpec, solver: Solver, *, hidden=(32, 32),
     method = solver.method(f", MLP {hidden} {activation}")
     result = NetworkFit(
         spec=spec, params_=point, scale_=scale if spec.family.has_scale else None,
-        converged=bool(converged), n_iter=int(n_iter), grad_norm=float(gnorm), nll=ev.nll,
-        loss=ev.loss, objective=ev.objective, n_samples=X.shape[0], method=method, seed=seed,
+        converged=bool(converged), n_iter=int(n_iter), grad_norm=float(gnorm), _evaluation=ev,
+        n_samples=X.shape[0], method=method, seed=seed,
         info=info, hidden=hidden, activation=activation, n_outputs=n_out,
     )
     if not converged:

@@ -231,18 +231,38 @@ class Fit:
     converged: bool
     n_iter: int
     grad_norm: float
-    nll: float
-    loss: float
-    objective: float
     n_samples: int
     method: str
     seed: Optional[int] = None
     info: dict = field(default_factory=dict)
     feature_names: Optional[tuple] = None
     formula: Optional[object] = None
-    # the training data and estimate behind cov_: the Hessian costs more than many fits, and
-    # most fits are never asked for their standard errors, so it is computed on first use
+    # the training data and estimate behind cov_ and the NLL / loss / objective: the Hessian
+    # costs more than many fits, the evaluation another trace of the model, and most fits (a
+    # sweep's, a benchmark's) are never asked for them, so both are computed on first use
     _cov_inputs: Optional[tuple] = field(default=None, repr=False, compare=False)
+    _evaluation: Optional[Evaluation] = field(default=None, repr=False, compare=False)
+
+    @functools.cached_property
+    def _evaluated(self) -> Evaluation:
+        if self._evaluation is not None:
+            return self._evaluation
+        return evaluate(self.spec, *self._cov_inputs)
+
+    @property
+    def nll(self) -> float:
+        """−log p(y | X, θ̂) on the training data."""
+        return self._evaluated.nll
+
+    @property
+    def loss(self) -> float:
+        """The classical loss at θ̂ on the training data (the family's ``loss_name``)."""
+        return self._evaluated.loss
+
+    @property
+    def objective(self) -> float:
+        """The −log joint at θ̂: the NLL, plus the −log prior for a MAP."""
+        return self._evaluated.objective
 
     @functools.cached_property
     def _covariance(self) -> tuple:
@@ -289,7 +309,6 @@ class Fit:
         if spec.family.scale_head:
             scale_head = (np.asarray(scale_head[0], dtype=np.float64) + 0.0,
                           float(scale_head[1]))
-        ev = evaluate(spec, X, y, coef, intercept, scale, scale_head)
         params = {"weight": coef}
         if spec.fit_intercept:
             params["bias"] = np.asarray(intercept, dtype=np.float64)
@@ -302,9 +321,6 @@ class Fit:
             spec=spec,
             params_=params,
             scale_=scale,
-            nll=ev.nll,
-            loss=ev.loss,
-            objective=ev.objective,
             n_samples=int(np.asarray(X).shape[0]),
             _cov_inputs=(X, y, coef, intercept, scale, scale_head),
             **facts,
