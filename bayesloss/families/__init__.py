@@ -25,7 +25,7 @@ module here, its reference route in :mod:`bayesloss.references`, and its tests.
 
 from __future__ import annotations
 
-from .base import Family
+from .base import SUPPORTS, Family
 from .classic import CLASSIC
 
 #: Every registered family by name. A new family is one entry in one of this package's modules.
@@ -42,4 +42,4 @@ def get_family(name: str) -> Family:
         ) from None
 
 
-__all__ = ["FAMILIES", "Family", "get_family"]
+__all__ = ["FAMILIES", "SUPPORTS", "Family", "get_family"]

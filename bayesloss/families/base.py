@@ -8,6 +8,13 @@ from typing import Callable, Optional
 import numpy as np
 
 
+#: The kinds of ``y`` a family can describe: real numbers, positive reals, counts 0, 1, 2, …,
+#: 0/1 labels, class labels 0..K-1, proportions in (0, 1), angles in (−π, π], and successes
+#: out of a known number of trials.
+SUPPORTS = ("real", "positive", "counts", "binary", "classes", "proportion", "angle",
+            "successes")
+
+
 @dataclass(frozen=True)
 class Family:
     """One likelihood: distribution, classical loss, NLL↔loss constant, prediction, target check.
@@ -73,6 +80,12 @@ class Family:
     row_scale_references:
         ``{None (MLE) or prior name: route}`` for known per-row scales σᵢ (``noise_scale`` an
         array); a family with none takes only one number.
+    support:
+        The kind of ``y`` the family describes, one of :data:`SUPPORTS` (``which-loss``
+        proposes the families whose support holds the data's ``y``).
+    scale_name:
+        What the family's extra positive parameter is called in summaries (σ and b are
+        ``scale``; a shape, a dispersion or a concentration say so).
     quantile:
         ``(q, loc, scale, df) → numpy array``: the quantile function of one observation's
         predictive distribution (prediction intervals); None where there is no location-scale
@@ -110,6 +123,8 @@ class Family:
     scale_head: bool = False
     quantile: Optional[Callable] = None
     row_scale_references: dict = field(default_factory=dict)
+    support: str = "real"
+    scale_name: str = "scale"
 
     @property
     def row_scales(self) -> bool:
@@ -120,6 +135,10 @@ class Family:
     def classifier(self) -> bool:
         """Targets are class labels (bernoulli, categorical)."""
         return self.class_logits is not None
+
+    def __post_init__(self):
+        if self.support not in SUPPORTS:
+            raise ValueError(f"support {self.support!r} is not one of {SUPPORTS}")
 
     def nll(self, y, eta, scale=None, df=None):
         """Negative log-likelihood, summed over the rows, from the Pyro distribution itself."""

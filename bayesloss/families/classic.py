@@ -237,6 +237,7 @@ CLASSIC: dict[str, Family] = {
     ),
     "bernoulli": Family(
         name="bernoulli",
+        support="binary",
         link="logit",
         loss_name="binary cross-entropy (log_loss · n)",
         has_scale=False,
@@ -264,6 +265,7 @@ CLASSIC: dict[str, Family] = {
     ),
     "categorical": Family(
         name="categorical",
+        support="classes",
         link="softmax",
         loss_name="multiclass cross-entropy (log_loss · n)",
         has_scale=False,
@@ -289,6 +291,7 @@ CLASSIC: dict[str, Family] = {
     ),
     "poisson": Family(
         name="poisson",
+        support="counts",
         link="log",
         loss_name="Poisson deviance",
         has_scale=False,
