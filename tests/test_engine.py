@@ -77,3 +77,52 @@ def test_weighted_gram_is_the_centred_designs(signs, centred):
     scale = np.abs(c) @ (D**2).sum(1) + np.abs(m if centred else 0.0).max() ** 2 * np.abs(c).sum()
     np.testing.assert_allclose(G, D.T @ (D * c[:, None]), rtol=0, atol=1e-13 * scale)
     np.testing.assert_allclose(s, D.T @ c, rtol=0, atol=1e-13 * np.abs(c) @ np.abs(D).sum(1))
+
+
+@pytest.mark.parametrize("kw", [
+    {"estimator": "mle"},
+    {"estimator": "mle", "noise_scale": 7.0},
+    {"estimator": "map", "prior": "normal", "prior_scale": 0.05, "noise_scale": 30.0},
+], ids=["mle-learned-scale", "mle-fixed-scale", "ridge-map"])
+@pytest.mark.parametrize("collinear", [False, True])
+def test_least_squares_newton_start(kw, collinear):
+    """For least squares the Newton start takes its gradient without a Pyro trace and its step
+    without the acceptance comparison. That gradient must be the ELBO's own at the start, on an
+    unscaled design (with a near-collinear column too), and the step must land where the ELBO's
+    gradient vanishes (to the whitening's accuracy)."""
+    import pyro
+    from pyro.infer.autoguide import AutoDelta
+    from pyro.infer.autoguide.initialization import init_to_value
+    from sklearn.datasets import load_diabetes
+
+    from bayesloss.engine.driver import Objective
+    from bayesloss.engine.linear import LinearProblem, initial_values
+    from bayesloss.engine.newton import likelihood_gradient, newton_start
+    from bayesloss.spec import check_data, make_spec
+
+    X, y = load_diabetes(return_X_y=True)
+    rng = np.random.default_rng(3)
+    X = X * rng.uniform(1.0, 1e3, X.shape[1]) + 50.0
+    if collinear:
+        twin = X[:, 2] * 400.0  # correlation 0.99995 with column 2: cond(Gram) ~ 1e4
+        X = np.column_stack([X, twin + 0.01 * twin.std() * rng.normal(size=len(y))])
+    spec = make_spec("gaussian", **kw)
+    X, y, stats = check_data(X, y, spec, stats=True)
+    problem = LinearProblem.of(X, y, spec, stats)
+    assert problem.quadratic
+    pyro.clear_param_store()
+    model = problem.model()
+    guide = AutoDelta(model, init_loc_fn=init_to_value(values=initial_values(problem, y)))
+    guide(problem.X[:1], problem.y[:1])
+    exact = Objective(problem.loss(guide, model), list(guide.parameters()))
+    exact()
+    elbo_grad = dict(guide.named_parameters())["weight_unconstrained"].grad.clone()
+    point = guide.median()
+    scale = point.get("scale", problem.model_kwargs.get("noise_scale"))
+    g = likelihood_gradient(problem, point, scale)
+    np.testing.assert_allclose(g.numpy(), elbo_grad.numpy(), rtol=0,
+                               atol=1e-12 * float(elbo_grad.abs().max()))
+    start = exact.grad_norm()
+    assert newton_start(problem, guide, exact)
+    # the whitening is exact to the Gram's condition number times the rounding
+    assert exact.grad_norm() <= (1e-8 if collinear else 1e-10) * max(1.0, start)

@@ -180,6 +180,18 @@ def rescale(problem, guide):
     return (lambda: profile_scale(problem, guide)) if problem.spec.learns_scale else None
 
 
+def likelihood_gradient(problem, point: dict, scale) -> torch.Tensor:
+    """The gradient in the weights of the mean NLL per row at ``point`` (the guide's values),
+    through the problem's own mean function and the family's distribution, without a trace."""
+    spec = problem.spec
+    w = point["weight"].detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        eta = problem.model_kwargs["mean_fn"](problem.X, w, point.get("bias"))
+        nll = spec.family.nll(problem.y, eta, scale, spec.df) / problem.X.shape[0]
+        (g,) = torch.autograd.grad(nll, w)
+    return g
+
+
 def newton_start(problem, guide, objective) -> bool:
     """One Newton step on the weights from the intercept-only start (whitened designs).
 
@@ -188,7 +200,13 @@ def newton_start(problem, guide, objective) -> bool:
     matrix for softmax); the preconditioner made ``UᵀG U = I − Q`` (Q: its share of the normal
     prior's curvature). The step is exact for least squares, and for logistic / Poisson /
     softmax MLE it is the first IRLS step; L-BFGS takes it from there. The gradient is the
-    ELBO's own; the step is kept under :func:`~bayesloss.engine.driver.accept_step`'s rule.
+    ELBO's own, and the step is kept under :func:`~bayesloss.engine.driver.accept_step`'s
+    rule, except for least squares (the problem's ``quadratic``): there the step lands on the
+    minimiser, so it is taken without a comparison, and the gradient at w = 0 is the
+    likelihood's alone (a zero-mean normal prior, the only one whitened, has none there), by
+    autograd through the model's own mean and distribution without a Pyro trace. That saves
+    one of the two ELBO evaluations a least-squares fit costs; the driver judges the point
+    where the step ends.
     Returns whether it was taken.
     """
     spec, pre = problem.spec, problem.pre
@@ -197,16 +215,19 @@ def newton_start(problem, guide, objective) -> bool:
     objective = as_objective(objective, guide.parameters())
     named = dict(guide.named_parameters())
     weight = named["weight_unconstrained"]
-    objective()
-    g = weight.grad.detach().clone()
-    objective.clear_grads()
     with torch.no_grad():
         point = guide.median()
+    scale = point.get("scale", problem.model_kwargs.get("noise_scale"))
+    scale = None if scale is None else torch.as_tensor(scale, dtype=DTYPE)
+    if problem.quadratic:
+        g = likelihood_gradient(problem, point, scale)
+    else:
+        objective()
+        g = weight.grad.detach().clone()
+        objective.clear_grads()
     # w = 0: every row has the intercept's η; one row gives it
     eta0 = problem.model_kwargs["mean_fn"](problem.X[:1], point["weight"], point.get("bias"))[0]
     eta0 = eta0.detach()
-    scale = point.get("scale", problem.model_kwargs.get("noise_scale"))
-    scale = None if scale is None else torch.as_tensor(scale, dtype=DTYPE)
 
     # the rows' mean curvature at η₀; least squares has the same curvature in every row
     rows = problem.y[:1] if same_curvature(spec) else problem.y
@@ -228,7 +249,14 @@ def newton_start(problem, guide, objective) -> bool:
             Pn = problem.model_kwargs["prior_precision"] / problem.X.shape[0]
             H = H + (1.0 - h / pre.data_curvature) * Pn
         step = -torch.linalg.solve(H, g)
-    return accept_step([weight], objective, [step], then=rescale(problem, guide)) is not None
+    then = rescale(problem, guide)
+    if problem.quadratic:
+        with torch.no_grad():
+            weight.add_(step.reshape(weight.shape))
+        if then is not None:
+            then()
+        return True
+    return accept_step([weight], objective, [step], then=then) is not None
 
 
 def prior_terms(problem):
