@@ -48,13 +48,13 @@ from pyro.nn import PyroModule
 from torch import nn
 
 from .engine import (
-    SMOOTHING_SCHEDULE, STAGE_ITER, LinearProblem, ObjectiveChange, Solver, check_separation,
-    elbo_loss, full_grad_norm, initial_values, kink_finish, lbfgs_stage, newton_start,
+    SMOOTHING_SCHEDULE, STAGE_ITER, LinearProblem, MeasuredFinish, ObjectiveChange, Solver,
+    check_separation, full_grad_norm, initial_values, kink_finish, lbfgs_stage, newton_start,
     polish_active_set, profile_scale, progress_bar, run_lbfgs, stop_rule,
 )
 from .models import build_model
 from .neural import (
-    DTYPE, KINKED_NETWORK_TOL, NETWORK_MAX_ITER, MLPMean, NetworkFit, build_network_model,
+    DTYPE, NETWORK_MAX_ITER, MLPMean, NetworkFit, build_network_model,
     check_network, evaluate_network, initial_state, network_prior,
 )
 from .results import Fit, Report, Table, as_tensor
@@ -186,7 +186,7 @@ class _JointSpec:
 
 
 @dataclass
-class _JointProblem:
+class _JointProblem(MeasuredFinish):
     """The joint model as a :class:`~bayesloss.engine.Problem`: ``model(smoothing)``, the
     data ``X`` and the outputs' columns ``y``. A kinked joint run measures the exact
     objective's change after each stage (``change``) and lets ``heads(ε)`` (linear heads:
@@ -201,20 +201,9 @@ class _JointProblem:
     bar: object = None  # progress: one tick per evaluation of the joint objective
     change: Optional[ObjectiveChange] = None
 
-    def loss(self, guide, model):
-        return elbo_loss(model, guide, self.X, self.y, self.bar)
-
-    def shift(self, guide):
-        return lambda: None
-
     def after_stage(self, guide, eps: float, tol: float, budget: int):
         self.change()
         return 0, self.heads is not None and self.heads(eps)
-
-    def judge(self, guide, exact, tol, max_iter, n_iter, gnorm, eps):
-        rel_change = self.change.rel_change
-        return n_iter, gnorm, rel_change <= KINKED_NETWORK_TOL, {
-            "objective_rel_change": rel_change}
 
     def run(self, guide, tol: float, max_iter: int):
         """The driver on the joint objective from the guide's point."""

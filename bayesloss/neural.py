@@ -38,7 +38,8 @@ from pyro.infer.autoguide.initialization import init_to_value
 from torch import nn
 
 from .engine import (
-    Objective, ObjectiveChange, Solver, elbo_loss, progress_bar, run_adam, run_lbfgs,
+    MeasuredFinish, Objective, ObjectiveChange, Solver, elbo_loss, progress_bar, run_adam,
+    run_lbfgs,
 )
 from .models import all_rows, flat
 from .results import Fit
@@ -52,10 +53,6 @@ ACTIVATIONS: dict[str, Callable] = {
     "softplus": F.softplus,
 }
 DTYPE = torch.float64
-# A network has no convex certificate for its kinks (the linear fits' 0 ∈ ∂F check needs a
-# linear model): a kinked network fit is judged on the relative change of the exact objective
-# over the last smoothing stage.
-KINKED_NETWORK_TOL = 1e-8
 
 
 def check_hidden(hidden) -> tuple[int, ...]:
@@ -285,7 +282,7 @@ class NetworkFit(Fit):
 
 
 @dataclass
-class NetworkProblem:
+class NetworkProblem(MeasuredFinish):
     """A spec, data and network as a :class:`~bayesloss.engine.Problem`. A network has no
     exact finish (the linear fits' Newton step and certificate need a linear model): a kinked
     fit (laplace likelihood or prior) runs the smoothing continuation under the whole budget
@@ -306,20 +303,9 @@ class NetworkProblem:
         return build_network_model(self.spec, self.network, smoothing=smoothing,
                                    scale_network=self.scale_network)
 
-    def loss(self, guide, model):
-        return elbo_loss(model, guide, self.X, self.y, self.bar)
-
-    def shift(self, guide):
-        return lambda: None
-
     def after_stage(self, guide, eps: float, tol: float, budget: int):
         self.change()
         return 0, False
-
-    def judge(self, guide, exact, tol, max_iter, n_iter, gnorm, eps):
-        rel_change = self.change.rel_change
-        return n_iter, gnorm, rel_change <= KINKED_NETWORK_TOL, {
-            "objective_rel_change": rel_change}
 
 
 def evaluate_network(spec: ModelSpec, network: MLPMean, X, y, params: dict, scale,

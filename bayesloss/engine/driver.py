@@ -326,6 +326,29 @@ class ObjectiveChange:
         self.previous = current
 
 
+#: A problem without an exact finish (no convex certificate for its kinks: a network, a joint
+#: model) is judged on the relative change of the exact objective over the last smoothing stage.
+KINKED_CHANGE_TOL = 1e-8
+
+
+class MeasuredFinish:
+    """The protocol's pieces shared by problems without an exact finish (a network, a joint
+    model of several outputs): the ELBO per row as the loss, no flat directions to shift along,
+    and the verdict of a kinked run from ``change`` (an :class:`ObjectiveChange` that the
+    problem's ``after_stage`` measures) against :data:`KINKED_CHANGE_TOL`."""
+
+    def loss(self, guide, model):
+        return elbo_loss(model, guide, self.X, self.y, self.bar)
+
+    def shift(self, guide):
+        return lambda: None
+
+    def judge(self, guide, exact, tol, max_iter, n_iter, gnorm, eps):
+        rel_change = self.change.rel_change
+        return n_iter, gnorm, rel_change <= KINKED_CHANGE_TOL, {
+            "objective_rel_change": rel_change}
+
+
 def full_grad_norm(elbo, model, guide, params, X, y) -> float:
     """|grad|∞ of the per-row ELBO on the full data (gradients cleared after)."""
     for p in params:
