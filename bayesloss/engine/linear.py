@@ -82,6 +82,8 @@ class LinearProblem:
         return elbo_loss(model, guide, self.X, self.y, self.bar)
 
     def newton(self, guide, objective) -> Optional[float]:
+        if self.spec.family.inner_link is not None:  # η not linear in w: L-BFGS finishes
+            return None
         return newton_polish(self, guide, objective)
 
     def shift(self, guide):

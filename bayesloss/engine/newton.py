@@ -192,7 +192,7 @@ def newton_start(problem, guide, objective) -> bool:
     Returns whether it was taken.
     """
     spec, pre = problem.spec, problem.pre
-    if pre.whiten is None or spec.kinked:
+    if pre.whiten is None or spec.kinked or spec.family.inner_link is not None:
         return False
     objective = as_objective(objective, guide.parameters())
     named = dict(guide.named_parameters())
