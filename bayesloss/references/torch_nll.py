@@ -28,7 +28,7 @@ import torch
 
 from ..spec import with_changes
 from .problem import _Problem, _Solution, _split, route
-from .verified import _continuation, _Kinked, _minimise, _polish
+from .verified import _continuation, _Kinked, _minimise, _polish, _prior_terms
 
 RANDOM_STARTS = 4
 SEED = 0
@@ -46,45 +46,80 @@ def _uncentred(pb: _Problem) -> _Problem:
     return replace(pb, Z=Z, tau=tau, x_shift=np.zeros(pb.X.shape[1]), x_scale=x_scale)
 
 
-def _objective(pb: _Problem, *, prior: bool):
-    """``x ↦ (F/n, ∇, ∇²)`` in numpy, F the NLL from the family's distribution (+ the smooth
-    prior when ``prior``), the derivatives by autograd; ``x`` = (θ, log s if learned)."""
+def _grad(f, x, **kw):
+    """``∂f/∂x`` (zeros where ``f`` does not depend on ``x``)."""
+    (g,) = torch.autograd.grad(f, x, allow_unused=True, **kw)
+    return torch.zeros_like(x) if g is None else g
+
+
+def _row_terms(pb: _Problem):
+    """``(η, β) ↦ (f, ∂f/∂η, ∂²f/∂η², ∂f/∂β, ∂²f/∂β², ∂²f/∂η∂β)`` for f = −Σ log p(t_i | η_i,
+    e^β) from the family's distribution, by autograd (the rows are independent, so the
+    η-Hessian is diagonal and one backward pass gives it): the form of ``numpy_terms``."""
     spec, family = pb.spec, pb.spec.family
-    Z, t = torch.as_tensor(pb.Z), torch.as_tensor(np.asarray(pb.t, dtype=np.float64))
-    d, k, n = pb.X.shape[1], pb.p, pb.n
-    link = family.inner_link
-    tau = torch.as_tensor(pb.tau)
-    on = torch.isfinite(tau)
-    nu = spec.effective_prior_df
+    t = torch.as_tensor(np.asarray(pb.t, dtype=np.float64))
 
-    def F(x):
-        theta = x[:k]
-        if link is None:
-            eta = Z @ theta
-        else:
-            eta = link(Z[:, :d] @ theta[:d]) + (theta[d] if pb.free_intercept else 0.0)
-        if spec.learns_scale:
-            s = x[k].exp()
-        else:
-            _, beta = _split(pb, np.zeros(k))
-            s = torch.tensor(math.exp(beta), dtype=x.dtype) if family.has_scale else None
-        f = -family.distribution(eta, s, spec.df, 0.0).log_prob(t).sum()
-        if prior and spec.is_map:
-            w, s2 = theta[on], tau[on] ** 2
-            if spec.prior == "normal":
-                f = f + (w * w / (2 * s2)).sum()
-            else:  # studentt, cauchy (ν = 1)
-                f = f + 0.5 * (nu + 1) * torch.log1p(w * w / (nu * s2)).sum()
-        return f / n
-
-    def fun(x_np):
-        x = torch.tensor(x_np, dtype=torch.float64, requires_grad=True)
+    def terms(eta_np, beta):
+        eta = torch.tensor(eta_np, dtype=torch.float64, requires_grad=True)
+        b = torch.tensor(beta, dtype=torch.float64, requires_grad=True)
+        s = b.exp() if family.has_scale else None
         with torch.enable_grad():
-            f = F(x)
-            (g,) = torch.autograd.grad(f, x, create_graph=True)
-            H = torch.stack([torch.autograd.grad(g[i], x, retain_graph=True)[0]
-                             for i in range(x.numel())])
-        return float(f), g.detach().numpy(), H.numpy()
+            f = -family.distribution(eta, s, spec.df, 0.0).log_prob(t).sum()
+            g_eta = _grad(f, eta, create_graph=True)
+            g_b = _grad(f, b, create_graph=True)
+            h_eta = _grad(g_eta.sum(), eta, retain_graph=True) if g_eta.requires_grad else \
+                torch.zeros_like(eta)
+            h_eb = (_grad(g_b, eta, retain_graph=True) if g_b.requires_grad
+                    else torch.zeros_like(eta))
+            h_bb = _grad(g_b, b) if g_b.requires_grad else torch.zeros(())
+        return (float(f.detach()), g_eta.detach().numpy(), h_eta.detach().numpy(),
+                float(g_b.detach()), float(h_bb.detach()), h_eb.detach().numpy())
+
+    return terms
+
+
+def _link_terms(link, u_np):
+    """``(g(u), g'(u), g''(u))`` elementwise, by autograd."""
+    u = torch.tensor(u_np, dtype=torch.float64, requires_grad=True)
+    with torch.enable_grad():
+        gu = link(u)
+        g1 = _grad(gu.sum(), u, create_graph=True)
+        g2 = _grad(g1.sum(), u) if g1.requires_grad else torch.zeros_like(u)
+    return gu.detach().numpy(), g1.detach().numpy(), g2.numpy()
+
+
+def _objective(pb: _Problem, *, prior: bool):
+    """``x ↦ (F/n, ∇, ∇²)``, F the NLL from the family's distribution (+ the smooth prior of
+    :func:`~.verified._prior_terms` when ``prior``), ``x`` = (θ, log s if learned). The
+    per-row derivatives come from :func:`_row_terms`; with an inner link, ``η = b + g(u)``,
+    ``u = Z_w θ_w``, the chain rule adds ``Σ_i ∂f/∂η_i g''(u_i) z_i z_iᵀ`` to the Hessian."""
+    spec, family = pb.spec, pb.spec.family
+    Z, d, k, n = pb.Z, pb.X.shape[1], pb.p, pb.n
+    link, terms = family.inner_link, _row_terms(pb)
+
+    def fun(x):
+        theta, beta = _split(pb, x)
+        if link is None:
+            eta, J = Z @ theta, Z
+        else:
+            gu, g1, g2 = _link_terms(link, Z[:, :d] @ theta[:d])
+            eta = gu + (theta[d] if pb.free_intercept else 0.0)
+            J = Z.copy()
+            J[:, :d] *= g1[:, None]
+        f, g_eta, h_eta, g_b, h_bb, h_eb = terms(eta, beta)
+        grad = J.T @ g_eta
+        H = J.T @ (J * h_eta[:, None])
+        if link is not None:
+            H[:d, :d] += Z[:, :d].T @ (Z[:, :d] * (g_eta * g2)[:, None])
+        if prior and spec.is_map:
+            fp, gp, hp = _prior_terms(pb, theta)
+            f, grad = f + fp, grad + gp
+            H[np.diag_indices_from(H)] += hp
+        if spec.learns_scale:
+            cross = J.T @ h_eb
+            grad = np.append(grad, g_b)
+            H = np.block([[H, cross[:, None]], [cross[None, :], np.array([[h_bb]])]])
+        return f / n, grad / n, H / n
 
     return fun
 
