@@ -12,7 +12,7 @@ classical loss with a trusted solver, and see both agree::
 
 from . import console  # first: it imports tqdm.auto before Pyro does, without a warning
 from .compare import compare
-from .families import FAMILIES, Family, get_family
+from .families import FAMILIES, Family, Likelihood, get_family
 from .inference import DivergenceError, fit
 from .multioutput import MultiFit
 from .posterior import Posterior, SamplerWarning, posterior, shrinkage_path
@@ -26,7 +26,7 @@ from .training import TrainingEquivalence, torch_equivalence
 __version__ = "0.1.0"
 
 __all__ = [
-    "fit", "reference_fit", "compare", "Fit", "MultiFit", "Family", "Prior", "ModelSpec", "make_spec",
+    "fit", "reference_fit", "compare", "Fit", "Likelihood", "MultiFit", "Family", "Prior", "ModelSpec", "make_spec",
     "get_family", "get_prior", "penalty_mapping", "FAMILIES", "PRIORS",
     "ConvergenceWarning", "IdentifiabilityWarning", "PriorWarning", "DivergenceError",
     "torch_equivalence", "TrainingEquivalence",

@@ -12,7 +12,7 @@ import sys
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Union
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,7 @@ from .compare import comparison_table, summarize
 from .console import interactive, progress_bar
 from .data import Dataset, load_dataset, make_synthetic
 from .engine.policy import entry_point
-from .families import FAMILIES
+from .families import FAMILIES, Likelihood
 from .inference import fit as pyro_fit
 from .priors import PRIORS
 from .references import reference_fit
@@ -46,10 +46,13 @@ R_RQ_STACKLOSS = np.array([-39.68985507, 0.83188406, 0.57391304, -0.06086957])
 
 @dataclass(frozen=True)
 class Case:
-    """One row of the matrix: data set name plus the keywords of ``fit`` / ``reference_fit``."""
+    """One row of the matrix: data set name plus the keywords of ``fit`` / ``reference_fit``.
+
+    ``likelihood`` may be a :class:`~bayesloss.Likelihood` of your own, with ``data``
+    ``"synthetic"`` (drawn from it, see :func:`dataset`) or a real set's name."""
 
     data: str
-    likelihood: str
+    likelihood: Union[str, Likelihood]
     model: dict = field(default_factory=dict)
 
     @property
@@ -59,8 +62,12 @@ class Case:
 
 
 @lru_cache(maxsize=None)
-def dataset(name: str) -> Dataset:
-    """Synthetic sets are ``synthetic-<family>`` (n = 2,000, d = 10, seed 0); others are real."""
+def dataset(name: str, likelihood: Optional[Likelihood] = None) -> Dataset:
+    """Synthetic sets are ``synthetic-<family>`` (n = 2,000, d = 10, seed 0), or
+    ``synthetic`` with ``likelihood`` a :class:`~bayesloss.Likelihood` (drawn from it, its
+    extra parameter 1); others are real."""
+    if name == "synthetic" and likelihood is not None:
+        return make_synthetic(likelihood, SYNTHETIC_N, SYNTHETIC_D, seed=0)
     if name.startswith("synthetic-"):
         return make_synthetic(name.removeprefix("synthetic-"), SYNTHETIC_N, SYNTHETIC_D, seed=0)
     return load_dataset(name)
@@ -160,9 +167,13 @@ def stackloss_fit(optimizer: str = "lbfgs", **kwargs) -> tuple[Fit, Fit]:
     return ours, r_fit
 
 
+def _case_data(data: str, likelihood) -> Dataset:
+    return dataset(data, likelihood if isinstance(likelihood, Likelihood) else None)
+
+
 @lru_cache(maxsize=None)
-def _reference(data: str, likelihood: str, model: tuple) -> Fit:
-    d = dataset(data)
+def _reference(data: str, likelihood, model: tuple) -> Fit:
+    d = _case_data(data, likelihood)
     return reference_fit(d.X, d.y, likelihood, **dict(model))
 
 
@@ -170,7 +181,7 @@ def run_case(case: Case, optimizer: str = "lbfgs", batch_size: Optional[int] = N
              seed: int = 0) -> pd.DataFrame:
     """Fit one case both ways and return its comparison rows (reference fits are computed
     once per process and shared by the optimisers)."""
-    d = dataset(case.data)
+    d = _case_data(case.data, case.likelihood)
     with warnings.catch_warnings():
         # non-convergence is reported in the table; any other warning is the caller's to see
         warnings.simplefilter("ignore", ConvergenceWarning)

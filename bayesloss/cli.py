@@ -434,6 +434,11 @@ def _optimizer_args(parser) -> None:
                         help="minibatch size (adam only; default: full batch)")
 
 
+# a Likelihood of your own is Python code (make(loc, scale)): no command line can carry it
+LIKELIHOOD_HELP = ("the likelihood (the loss), a registered name; your own "
+                   "bayesloss.Likelihood(name, make) is for the Python API")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``bayesloss`` command line: every subcommand and option, each with help text, and
     the exit codes in the epilog (rendered by sphinx-argparse in the documentation)."""
@@ -473,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     f = _subcommand(sub, "fit", "fit one model on one data set and print its summary",
                     "Fit one likelihood (MLE, or MAP with --estimator map) by L-BFGS or Adam "
                     "and print the estimate, NLL, loss, convergence and standard errors.")
-    f.add_argument("likelihood", choices=sorted(FAMILIES), help="the likelihood (the loss)")
+    f.add_argument("likelihood", choices=sorted(FAMILIES), help=LIKELIHOOD_HELP)
     _data_args(f, f"{BUILTIN} (default: synthetic data of the likelihood)")
     _formula_arg(f)
     _model_args(f)
@@ -517,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "approximation; write summary, InferenceData and figures",
                     "The posterior of likelihood + prior: NUTS draws (or the Laplace "
                     "approximation's), summarised beside the MLE and the MAP.")
-    p.add_argument("likelihood", choices=sorted(FAMILIES), help="the likelihood (the loss)")
+    p.add_argument("likelihood", choices=sorted(FAMILIES), help=LIKELIHOOD_HELP)
     _data_args(p, f"{BUILTIN} (default: synthetic data of the likelihood)")
     _formula_arg(p)
     p.add_argument("--method", choices=["nuts", "laplace"], default="nuts",

@@ -140,7 +140,7 @@ def comparison_table(
     scale = "" if spec.family.has_scale is False else (
         "learned" if spec.learns_scale else f"{spec.noise_scale:g}")
     table = table.assign(
-        family=spec.likelihood, estimator=spec.estimator,
+        family=str(spec.likelihood), estimator=spec.estimator,
         prior=spec.prior if spec.is_map else "", scale=scale, data=data,
         converged=bool(fit.converged), reference_converged=bool(ref.converged),
         reference_kind=ref.info.get("kind", ""), seed=fit.seed,

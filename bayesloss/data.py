@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
+import torch
 
 from .families import get_family
 
@@ -49,6 +50,7 @@ def make_synthetic(
     hetero_gaussian σ at the columns' offsets, with log σ(x) linear in x (truth:
     ``scale_weight``, ``scale_bias``).
     ``outlier_fraction`` replaces that share of continuous targets by gross errors.
+    A family with an inner link (von_mises, ``b + g(x·w)``) gets columns without offsets.
     """
     family = get_family(likelihood)
     rng = np.random.default_rng(seed)
@@ -58,6 +60,8 @@ def make_synthetic(
     col_scale = np.logspace(np.log10(scale_range[0]), np.log10(scale_range[1]), d)
     rng.shuffle(col_scale)
     offset = rng.uniform(-5, 5, d) * col_scale
+    if family.inner_link is not None:  # η = b + g(x·w): offsets cannot go into b
+        offset = np.zeros(d)
     X = offset + Z * col_scale
     effect = rng.uniform(-1, 1, (d, n_classes) if family.multiclass else d) / np.sqrt(d)
     weight = effect / (col_scale[:, None] if family.multiclass else col_scale)
@@ -70,7 +74,11 @@ def make_synthetic(
         truth["scale_weight"] = scale_effect / col_scale
         truth["scale_bias"] = math.log(noise) - offset @ truth["scale_weight"]
     sigma = noise * np.exp(Z @ scale_effect) if family.scale_head else noise
-    y = family.sample(rng, base + gain * eta, sigma, df)
+    if family.inner_link is None:
+        eta = base + gain * eta
+    else:
+        eta = base + family.inner_link(torch.as_tensor(gain * eta)).numpy()
+    y = family.sample(rng, eta, sigma, df)
     if family.has_scale:
         truth["scale"] = float(noise)
     if outlier_fraction > 0 and family.continuous:

@@ -112,7 +112,9 @@ def fit(
     likelihood:
         ``gaussian``, ``laplace``, ``bernoulli``, ``categorical``, ``poisson``, ``studentt``,
         ``hetero_gaussian`` (log σ(x) = x·a + c a second linear head, see
-        :mod:`bayesloss.hetero`; a second network with ``mean="mlp"``); or a list of them, one
+        :mod:`bayesloss.hetero`; a second network with ``mean="mlp"``), ``von_mises`` (angles,
+        μ = b + 2·atan(x·w)), or a :class:`~bayesloss.Likelihood` of your own (any Pyro
+        distribution of the prediction, ``make(loc, scale)``); or a list of them, one
         per column of ``y`` (n, m): one joint model whose NLL is the sum of the outputs'
         (``noise_scale`` may then be a list, one per output), returning a
         :class:`~bayesloss.multioutput.MultiFit` (see :mod:`bayesloss.multioutput`).

@@ -36,6 +36,23 @@ def linear_mean(X: torch.Tensor, weight: torch.Tensor, bias) -> torch.Tensor:
     return eta if bias is None else eta + bias
 
 
+def predictor(family, mean_fn: Callable = linear_mean) -> Callable:
+    """The model's predictor ``η``: ``mean_fn`` itself, or for a family with an
+    :attr:`~bayesloss.families.Family.inner_link` ``g`` (von_mises), ``η = b + g(x·w)``:
+    ``mean_fn`` without its intercept, then the link, then the intercept. (A mean function
+    that folds a centring into the intercept must not be given such a family: the
+    preconditioner does not centre for it.)"""
+    link = family.inner_link
+    if link is None:
+        return mean_fn
+
+    def mean(X, weight, bias):
+        eta = link(mean_fn(X, weight, None))
+        return eta if bias is None else eta + bias
+
+    return mean
+
+
 @functools.lru_cache(maxsize=16)
 def all_rows(n: int) -> torch.Tensor:
     """``arange(n)`` (cached): the full batch's index for a data plate."""
@@ -61,7 +78,7 @@ def build_model(
     noise_scale=None,
     smoothing: float = 0.0,
     dtype: torch.dtype = torch.float64,
-    mean_fn: Callable = linear_mean,
+    mean_fn: Optional[Callable] = None,
 ) -> Callable:
     """Build the Pyro model ``model(X, y=None, batch_size=None)`` for ``spec``.
 
@@ -72,8 +89,12 @@ def build_model(
     :mod:`bayesloss.distributions`); 0 is the exact model. ``prior_precision`` (d × d; normal
     prior, one output) replaces the independent prior by ``MultivariateNormal(0, precision)``:
     the same normal prior seen through a non-diagonal linear change of variables.
+    ``mean_fn(X, weight, bias)`` gives η (None: :func:`predictor` of the family, the linear
+    mean through its inner link where it has one).
     """
     family, prior = spec.family, spec.prior_spec
+    if mean_fn is None:
+        mean_fn = predictor(family)
     multiclass = family.multiclass
     w_shape = (n_features, n_outputs) if multiclass else (n_features,)
     b_shape = (n_outputs,) if multiclass else ()

@@ -38,7 +38,7 @@ from pyro.distributions import constraints
 from pyro.distributions.torch_distribution import MaskedDistribution
 from torch.distributions import biject_to
 
-from .models import build_model, linear_mean
+from .models import build_model, predictor
 from .spec import ModelSpec, with_changes
 
 DTYPE = torch.float64
@@ -150,10 +150,12 @@ class Potential:
         if weight.dim() == (3 if self.spec.family.multiclass else 2):  # a batch of draws
             eta = (weight @ self.X.T if weight.dim() == 2
                    else torch.einsum("nd,sdk->snk", self.X, weight))
+            if self.spec.family.inner_link is not None:  # η = b + g(x·w)
+                eta = self.spec.family.inner_link(eta)
             if bias is not None:
                 eta = eta + (bias[:, None] if bias.dim() == 1 else bias[:, None, :])
             return eta
-        return linear_mean(self.X, weight, bias)
+        return predictor(self.spec.family)(self.X, weight, bias)
 
     def _scale(self, values: dict):
         """The noise scale: learned, fixed (a number or per-row σᵢ), or σ(x) of a scale head."""

@@ -18,7 +18,7 @@ import pyro
 import torch
 from pyro import poutine
 
-from .models import build_model, linear_mean
+from .models import build_model, predictor
 from .potential import point_covariance
 from .priors import penalty_mapping
 from .spec import ModelSpec, check_X, feature_names, make_spec
@@ -117,9 +117,18 @@ def as_tensor(a):
 
 
 def linear_predictor(spec: ModelSpec, X, coef, intercept) -> torch.Tensor:
-    """``η = X coef + intercept`` as a float64 tensor."""
-    eta = as_tensor(X) @ as_tensor(coef)
-    return eta + as_tensor(intercept) if spec.fit_intercept else eta
+    """``η = X coef + intercept`` as a float64 tensor (``intercept + g(X coef)`` for a family
+    with an inner link ``g``: von_mises)."""
+    return predictor(spec.family)(as_tensor(X), as_tensor(coef),
+                                  as_tensor(intercept) if spec.fit_intercept else None)
+
+
+def _predictive_mode(d) -> np.ndarray:
+    """The mode of a torch distribution, its mean where it has no mode."""
+    try:
+        return d.mode.numpy()
+    except NotImplementedError:
+        return d.mean.numpy()
 
 
 def log_scale(X, scale_head) -> torch.Tensor:
@@ -145,7 +154,7 @@ def evaluate(spec: ModelSpec, X, y, coef, intercept, scale, scale_head=None) -> 
         w_t = as_tensor(coef)
 
         def mean_fn(X_, weight, bias):  # η at these weights is computed already (loss)
-            return eta if weight is w_t else linear_mean(X_, weight, bias)
+            return eta if weight is w_t else predictor(family)(X_, weight, bias)
 
         model = build_model(spec, X_t.shape[1], k, noise_scale=s, mean_fn=mean_fn)
         values = {"weight": w_t}
@@ -398,16 +407,30 @@ class Fit:
         is the median (and mode) — the minimiser of absolute error; studentt: the location
         (median and mode; also the mean for ν > 1); bernoulli / categorical: the most probable
         class; poisson: the mode ⌊μ⌋ of Poisson(μ), an integer count, not the mean μ (use
-        :meth:`predict_mean` for μ = exp(η))."""
-        out = self.spec.family.predict(torch.as_tensor(self.linear_predictor(X))).numpy()
+        :meth:`predict_mean` for μ = exp(η)); a :class:`~bayesloss.Likelihood`: the mode of
+        its distribution at the estimate (its mean where the distribution has no mode)."""
+        family = self.spec.family
+        if family.scale_in_prediction:
+            return _predictive_mode(self._predictive(X))
+        out = family.predict(torch.as_tensor(self.linear_predictor(X))).numpy()
         # class labels as integers; Poisson modes stay float, where an overflow shows as inf
         return out.astype(np.int64) if self.spec.family.classifier else out
 
     def predict_mean(self, X) -> np.ndarray:
         """The predictive mean E[y | x]: η for gaussian, hetero_gaussian, laplace and studentt
         (ν > 1; the same numbers as :meth:`predict`), μ = exp(η) for poisson, and the
-        probabilities of class 1 (bernoulli) or of each class (categorical)."""
+        probabilities of class 1 (bernoulli) or of each class (categorical); a
+        :class:`~bayesloss.Likelihood`: its distribution's mean at the estimate."""
+        if self.spec.family.scale_in_prediction:
+            return self._predictive(X).mean.numpy()
         return self.spec.family.mean(torch.as_tensor(self.linear_predictor(X))).numpy()
+
+    def _predictive(self, X):
+        """The fitted distribution of each row of X (families whose predictions need it)."""
+        scale = self.scale_ if self.scale_ is not None else self.spec.noise_scale
+        scale = None if scale is None else torch.as_tensor(float(scale), dtype=torch.float64)
+        eta = torch.as_tensor(self.linear_predictor(X))
+        return self.spec.family.distribution(eta, scale, self.spec.df, 0.0)
 
     def _log_scale(self, X) -> np.ndarray:
         """log σ(x) of the linear scale head, with the checks of :meth:`linear_predictor`."""

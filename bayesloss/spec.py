@@ -14,7 +14,7 @@ from typing import Optional, Union
 import numpy as np
 import pandas as pd
 
-from .families import FAMILIES, Family, get_family
+from .families import FAMILIES, Family, Likelihood, get_family
 from .priors import Prior, get_prior
 
 ESTIMATORS = ("mle", "map")
@@ -62,13 +62,16 @@ class RowScales:
 class ModelSpec:
     """The model a fit stands for: likelihood, estimator and prior, and their constants.
 
+    ``likelihood`` is a registered family's name or a :class:`~bayesloss.Likelihood` of your
+    own (printed by its name).
+
     ``noise_scale=None`` means the family's scale (σ, b) is learned with a flat prior on
     (0, ∞); a number fixes it; :class:`RowScales` fixes one known σᵢ per row (gaussian:
     the MLE is then weighted least squares, the normal-prior MAP weighted ridge); ``df`` is the Student-t likelihood's degrees of freedom, ``prior_df`` the Student-t
     prior's. ``penalize_intercept`` puts the weight prior on the intercept too.
     """
 
-    likelihood: str
+    likelihood: Union[str, Likelihood]
     estimator: str = "mle"
     prior: str = "normal"
     prior_scale: float = 1.0
@@ -111,9 +114,10 @@ class ModelSpec:
 
     def label(self) -> str:
         """A short name such as ``gaussian/map/normal`` (MLE rows carry no prior)."""
-        parts = [self.likelihood, self.estimator] + ([self.prior] if self.is_map else [])
+        parts = [str(self.likelihood), self.estimator] + ([self.prior] if self.is_map else [])
         if self.family.has_scale:
-            parts.append("σ learned" if self.learns_scale else f"σ={self.noise_scale:g}")
+            name = "σ" if self.family.scale_name == "scale" else self.family.scale_name
+            parts.append(f"{name} learned" if self.learns_scale else f"{name}={self.noise_scale:g}")
         return "/".join(parts)
 
 
@@ -155,7 +159,7 @@ def _noise_scale(likelihood: str, family: Family, value):
 
 
 def make_spec(
-    likelihood: str,
+    likelihood: Union[str, Likelihood],
     *,
     estimator: str = "mle",
     prior: str = "normal",

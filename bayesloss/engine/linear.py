@@ -18,12 +18,12 @@ from ..models import build_model
 from ..results import Fit
 from ..spec import ModelSpec
 from .driver import (
-    DTYPE, STAGE_ITER, Objective, Solver, elbo_loss, progress_bar, run_adam,
+    DTYPE, STAGE_ITER, Objective, Solver, as_objective, elbo_loss, progress_bar, run_adam,
     run_lbfgs,
 )
 from .kink import kink_finish
 from .newton import (
-    class_shift, newton_polish, newton_start, polish_active_set, profile_scale, same_curvature,
+    autograd_newton, class_shift, newton_polish, newton_start, polish_active_set, profile_scale, same_curvature,
 )
 from .precondition import Preconditioner
 
@@ -82,6 +82,8 @@ class LinearProblem:
         return elbo_loss(model, guide, self.X, self.y, self.bar)
 
     def newton(self, guide, objective) -> Optional[float]:
+        if self.spec.family.inner_link is not None:  # η not linear in w: the full Hessian
+            return autograd_newton(as_objective(objective, guide.parameters()))
         return newton_polish(self, guide, objective)
 
     def shift(self, guide):

@@ -210,7 +210,7 @@ def newton_start(problem, guide, objective) -> bool:
     Returns whether it was taken.
     """
     spec, pre = problem.spec, problem.pre
-    if pre.whiten is None or spec.kinked:
+    if pre.whiten is None or spec.kinked or spec.family.inner_link is not None:
         return False
     objective = as_objective(objective, guide.parameters())
     named = dict(guide.named_parameters())
@@ -436,6 +436,29 @@ def polish_active_set(problem, guide, exact, tol, max_iter, n_iter, info):
         return n_iter + polish_iter, gnorm, False, info
     return n_iter + polish_iter, gnorm, converged, info
 
+
+
+def autograd_newton(objective: Objective) -> Optional[float]:
+    """One Newton step on every parameter of ``objective`` at once (the guide's unconstrained
+    coordinates, as the objective sees them: a learned scale as its log), with the exact
+    autograd Hessian: for a linear model whose η is not linear in the weights (a family's
+    inner link, b + g(x·w)), where :func:`newton_polish`'s Gram-matrix Hessian does not apply.
+    Kept under :func:`~bayesloss.engine.driver.accept_step`'s rule; returns the gradient
+    ∞-norm where it ended, or None (not kept, or a singular Hessian)."""
+    params = objective.params
+    with torch.enable_grad():
+        grads = torch.autograd.grad(objective.loss_fn(), params, create_graph=True)
+        g = torch.cat([x.reshape(-1) for x in grads])
+        rows = []
+        for i in range(g.numel()):
+            parts = torch.autograd.grad(g[i], params, retain_graph=True, allow_unused=True)
+            rows.append(torch.cat([(torch.zeros_like(p) if h is None else h).reshape(-1)
+                                   for p, h in zip(params, parts)]))
+    try:
+        step = -torch.linalg.solve(torch.stack(rows).detach(), g.detach())
+    except RuntimeError:  # singular Hessian: leave the L-BFGS answer
+        return None
+    return accept_step(params, objective, torch.split(step, [p.numel() for p in params]))
 
 
 def site_newton(model, guide, objective: Objective, X, y) -> Optional[float]:

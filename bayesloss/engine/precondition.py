@@ -12,7 +12,7 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from ..models import linear_mean
+from ..models import linear_mean, predictor
 from ..results import as_tensor
 from ..spec import DesignStats, ModelSpec
 from .driver import DTYPE
@@ -63,7 +63,9 @@ class Preconditioner:
         (Adam, whose steps have an absolute size, lr: there the weights must be O(1), and in
         units of σ ≪ sd(y) they are ~sd/σ)."""
         stats = DesignStats.of(X) if stats is None else stats
-        centre = spec.fit_intercept and not spec.penalize_intercept
+        # a link on x·w alone (b + g(x·w)) cannot take the centring into the intercept
+        centre = (spec.fit_intercept and not spec.penalize_intercept
+                  and spec.family.inner_link is None)
         x_mean = stats.mean if centre else np.zeros(X.shape[1])
         x_scale = np.sqrt(stats.centred_gram().diagonal() if centre else stats.mean_square())
         x_scale = np.where(x_scale > 0, x_scale, 1.0)
@@ -162,7 +164,7 @@ class Preconditioner:
         kw = {
             "prior_scale": torch.as_tensor(tau),
             "intercept_prior_scale": spec.prior_scale / self.y_scale,
-            "mean_fn": self.mean_fn(),
+            "mean_fn": predictor(spec.family, self.mean_fn()),
         }
         if self.whiten is not None and spec.is_map:  # w_std = U w' with w_std ~ N(0, diag τ²)
             kw["prior_precision"] = torch.as_tensor(self.whiten.T @ (self.whiten / tau[:, None]**2))

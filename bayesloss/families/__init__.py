@@ -16,24 +16,33 @@ poisson        deviance D                  D / 2 + Σ [log y! − y log y + y]
 studentt       Σ (ν+1)/2 · log(1 + r²/νσ²) loss + n · [log σ + ½ log(νπ) + lgΓ(ν/2) − lgΓ((ν+1)/2)]
 hetero_        Σ r²/(2σ(x)²) + log σ(x)    loss + n/2 · log(2π)   (log σ(x) a second head)
 gaussian
+von_mises      Σ [1 − cos(y − μ)]          κ · loss + n · [log 2π + log(e^{−κ} I₀(κ))]
+               μ = b + 2·atan(x·w)
 =============  ==========================  ==================================================
 
 The package: :mod:`~bayesloss.families.base` holds the record and the shared target checks,
-:mod:`~bayesloss.families.classic` the seven families above. A new family is one entry in one
+:mod:`~bayesloss.families.classic` the seven classical families above,
+:mod:`~bayesloss.families.circular` von_mises, and :mod:`~bayesloss.families.custom` the
+:class:`Likelihood` that turns your own distribution into a family. A new family is one entry in one
 module here, its reference route in :mod:`bayesloss.references`, and its tests.
 """
 
 from __future__ import annotations
 
 from .base import SUPPORTS, Family
+from .circular import CIRCULAR
 from .classic import CLASSIC
+from .custom import Likelihood
 
 #: Every registered family by name. A new family is one entry in one of this package's modules.
-FAMILIES: dict[str, Family] = {**CLASSIC}
+FAMILIES: dict[str, Family] = {**CLASSIC, **CIRCULAR}
 
 
-def get_family(name: str) -> Family:
-    """Return the registered family ``name``; a ValueError lists the valid names otherwise."""
+def get_family(name) -> Family:
+    """Return the registered family ``name`` (a :class:`Likelihood`: its own family); a
+    ValueError lists the valid names otherwise."""
+    if isinstance(name, Likelihood):
+        return name.family
     try:
         return FAMILIES[name]
     except (KeyError, TypeError):
@@ -42,4 +51,4 @@ def get_family(name: str) -> Family:
         ) from None
 
 
-__all__ = ["FAMILIES", "SUPPORTS", "Family", "get_family"]
+__all__ = ["FAMILIES", "SUPPORTS", "Family", "Likelihood", "get_family"]

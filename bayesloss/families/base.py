@@ -90,6 +90,14 @@ class Family:
         ``(q, loc, scale, df) → numpy array``: the quantile function of one observation's
         predictive distribution (prediction intervals); None where there is no location-scale
         predictive (classes, counts).
+    inner_link:
+        A link applied to ``x·w`` alone, the intercept added outside it: the family's
+        ``η = b + g(x·w)`` (von_mises: ``g = 2·atan``, Fisher & Lee's circular regression, whose
+        intercept is the mean direction at x = 0); None for ``η = x·w + b``.
+    scale_in_prediction:
+        The point predictions depend on the extra parameter (a :class:`~bayesloss.families.
+        custom.Likelihood`): ``predict`` and ``predict_mean`` read the fitted distribution
+        ``distribution(η, scale, df, 0)`` (its mode, else its mean; its mean) instead of η alone.
     references:
         ``{None (MLE) or prior name: route}``: which reference solver of
         :mod:`bayesloss.references` fits this family (routes are listed there); priors not
@@ -125,6 +133,8 @@ class Family:
     row_scale_references: dict = field(default_factory=dict)
     support: str = "real"
     scale_name: str = "scale"
+    inner_link: Optional[Callable] = None
+    scale_in_prediction: bool = False
 
     @property
     def row_scales(self) -> bool:

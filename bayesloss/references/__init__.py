@@ -1,7 +1,8 @@
 r"""Reference fits: each model's MLE / MAP computed by a solver independent of our Pyro code.
 
 These are the ground truth that our Pyro fits are checked against, so nothing here uses Pyro
-or torch. Every reference has a *kind*, shown in the check's table (``Fit.info["kind"]``):
+or torch, except :mod:`.torch_nll`: a likelihood that exists only as a torch distribution (your
+own :class:`~bayesloss.Likelihood`, von_mises) is evaluated there from that distribution. Every reference has a *kind*, shown in the check's table (``Fit.info["kind"]``):
 
 * **trusted** — one call of an established solver produces it: a closed form (LAPACK),
   scikit-learn, statsmodels, HiGHS or Clarabel, at tight tolerances, reporting its own status
@@ -25,7 +26,8 @@ Modules, by method: :mod:`.problem` (standardised coordinates), :mod:`.closed_fo
 (LAPACK; a learned scale by the envelope condition), :mod:`.lp` (HiGHS), :mod:`.conic`
 (Clarabel), :mod:`.libraries` (scikit-learn, statsmodels), :mod:`.mm` (EM / MM over
 LAPACK steps) and :mod:`.verified` (our other loops),
-:mod:`.dispatch` (routes and the public functions). Each family names its routes
+:mod:`.torch_nll` (torch-only likelihoods), :mod:`.dispatch` (routes and the public
+functions). Each family names its routes
 (``Family.references``); the rest go to the verified solvers.
 
 =====================  =====================================================  ========
@@ -56,6 +58,9 @@ other smooth, no        trust-exact + MINPACK lm from several starts           v
 kinked and non-convex  smoothing continuation + active-set polish, from       verified
                        several starts (laplace + studentt / cauchy prior,
                        studentt + laplace prior)
+von_mises, your own    trust-exact + MINPACK lm on the NLL of the family's    verified
+  Likelihood (all      torch distribution, exact autograd derivatives,
+  priors)              several starts (:mod:`.torch_nll`)
 =====================  =====================================================  ========
 
 Non-convex objectives (Student-t / Cauchy priors, the Student-t likelihood) can have several

@@ -17,7 +17,7 @@ from ..engine.policy import entry_point
 from ..results import Fit
 from ..spec import ModelSpec, check_data, feature_names, make_spec, with_changes
 # the solver modules register their routes in ROUTES on import
-from . import closed_form, conic, hetero, libraries, lp, mm, verified  # noqa: F401
+from . import closed_form, conic, hetero, libraries, lp, mm, torch_nll, verified  # noqa: F401
 from .problem import _standardise, solver_of
 
 
