@@ -66,6 +66,7 @@ class ModelSpec:
     (0, ∞); a number fixes it; :class:`RowScales` fixes one known σᵢ per row (gaussian:
     the MLE is then weighted least squares, the normal-prior MAP weighted ridge); ``df`` is the Student-t likelihood's degrees of freedom, ``prior_df`` the Student-t
     prior's. ``penalize_intercept`` puts the weight prior on the intercept too.
+    ``components`` is K of a mixture family (gaussian_mixture), None for the others.
     """
 
     likelihood: str
@@ -77,6 +78,7 @@ class ModelSpec:
     prior_df: float = 3.0
     fit_intercept: bool = True
     penalize_intercept: bool = False
+    components: Optional[int] = None
 
     @property
     def row_scales(self) -> bool:
@@ -112,6 +114,8 @@ class ModelSpec:
     def label(self) -> str:
         """A short name such as ``gaussian/map/normal`` (MLE rows carry no prior)."""
         parts = [self.likelihood, self.estimator] + ([self.prior] if self.is_map else [])
+        if self.components is not None:
+            parts.append(f"K={self.components}")
         if self.family.has_scale:
             parts.append("σ learned" if self.learns_scale else f"σ={self.noise_scale:g}")
         return "/".join(parts)
@@ -154,6 +158,26 @@ def _noise_scale(likelihood: str, family: Family, value):
     return _positive("noise_scale", value)
 
 
+def _components(likelihood: str, family: Family, components, noise_scale, prior, estimator):
+    """K of a mixture family (an int ≥ 2, required there and refused elsewhere)."""
+    if not family.components:
+        if components is not None:
+            raise ValueError(f"components= is for mixture likelihoods (gaussian_mixture); the "
+                             f"{likelihood} likelihood has one component")
+        return None
+    if isinstance(components, bool) or not isinstance(components, (int, np.integer)) \
+            or components < 2:
+        raise ValueError(f"the {likelihood} likelihood needs components=K, an integer ≥ 2 "
+                         f"(K = 1 is likelihood='gaussian'); got {components!r}")
+    if noise_scale is not None:
+        raise ValueError(f"the {likelihood} likelihood learns one σₖ per component; drop "
+                         "noise_scale")
+    if estimator == "map" and get_prior(prior).kinked:
+        raise ValueError(f"the {likelihood} likelihood takes a smooth prior on the weights "
+                         f"(normal, studentt, cauchy); {prior!r} has kinks")
+    return int(components)
+
+
 def make_spec(
     likelihood: str,
     *,
@@ -165,10 +189,12 @@ def make_spec(
     prior_df: float = 3.0,
     fit_intercept: bool = True,
     penalize_intercept: bool = False,
+    components: Optional[int] = None,
 ) -> ModelSpec:
     """Validate the keywords shared by ``fit``, ``reference_fit`` and ``compare``."""
     family = get_family(likelihood)
     get_prior(prior)
+    components = _components(likelihood, family, components, noise_scale, prior, estimator)
     if family.scale_head and noise_scale is not None:
         raise ValueError(
             f"the {likelihood} likelihood learns σ(x) as a second head (log σ(x) = x·a + c); "
@@ -192,6 +218,7 @@ def make_spec(
         prior_df=_positive("prior_df", prior_df),
         fit_intercept=bool(fit_intercept),
         penalize_intercept=bool(penalize_intercept),
+        components=components,
     )
     if family.scale_head and spec.penalize_intercept:
         raise ValueError(f"penalize_intercept is not available for {likelihood}: its "

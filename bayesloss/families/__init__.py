@@ -16,10 +16,13 @@ poisson        deviance D                  D / 2 + Σ [log y! − y log y + y]
 studentt       Σ (ν+1)/2 · log(1 + r²/νσ²) loss + n · [log σ + ½ log(νπ) + lgΓ(ν/2) − lgΓ((ν+1)/2)]
 hetero_        Σ r²/(2σ(x)²) + log σ(x)    loss + n/2 · log(2π)   (log σ(x) a second head)
 gaussian
+gaussian_      none: the mixture NLL       −Σ log Σₖ πₖ N(y; ηₖ, σₖ²)   (K lines, K σₖ, πₖ)
+mixture
 =============  ==========================  ==================================================
 
 The package: :mod:`~bayesloss.families.base` holds the record and the shared target checks,
-:mod:`~bayesloss.families.classic` the seven families above. A new family is one entry in one
+:mod:`~bayesloss.families.classic` the seven classical families above,
+:mod:`~bayesloss.families.mixture` the mixture of regressions. A new family is one entry in one
 module here, its reference route in :mod:`bayesloss.references`, and its tests.
 """
 
@@ -27,9 +30,10 @@ from __future__ import annotations
 
 from .base import SUPPORTS, Family
 from .classic import CLASSIC
+from .mixture import MIXTURE
 
 #: Every registered family by name. A new family is one entry in one of this package's modules.
-FAMILIES: dict[str, Family] = {**CLASSIC}
+FAMILIES: dict[str, Family] = {**CLASSIC, **MIXTURE}
 
 
 def get_family(name: str) -> Family:
