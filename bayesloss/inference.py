@@ -164,8 +164,8 @@ def fit(
         ``softplus``), its weights under the prior (see :mod:`bayesloss.neural`); the fit is a
         :class:`~bayesloss.neural.NetworkFit` with the layers in ``params_``.
     components:
-        K, the number of components of ``gaussian_mixture`` (required there, refused by the
-        other likelihoods).
+        K, the number of components of ``gaussian_mixture`` (default 2; refused by the other
+        likelihoods).
 
     Returns
     -------

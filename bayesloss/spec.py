@@ -18,6 +18,7 @@ from .families import FAMILIES, Family, get_family
 from .priors import Prior, get_prior
 
 ESTIMATORS = ("mle", "map")
+DEFAULT_COMPONENTS = 2  # K of a mixture likelihood when components= is not given
 
 
 class ConvergenceWarning(UserWarning):
@@ -66,7 +67,7 @@ class ModelSpec:
     (0, ∞); a number fixes it; :class:`RowScales` fixes one known σᵢ per row (gaussian:
     the MLE is then weighted least squares, the normal-prior MAP weighted ridge); ``df`` is the Student-t likelihood's degrees of freedom, ``prior_df`` the Student-t
     prior's. ``penalize_intercept`` puts the weight prior on the intercept too.
-    ``components`` is K of a mixture family (gaussian_mixture), None for the others.
+    ``components`` is K of a mixture family (gaussian_mixture; default 2), None for the others.
     """
 
     likelihood: str
@@ -159,12 +160,15 @@ def _noise_scale(likelihood: str, family: Family, value):
 
 
 def _components(likelihood: str, family: Family, components, noise_scale, prior, estimator):
-    """K of a mixture family (an int ≥ 2, required there and refused elsewhere)."""
+    """K of a mixture family (an int ≥ 2, :data:`DEFAULT_COMPONENTS` when not given; refused
+    by the other families)."""
     if not family.components:
         if components is not None:
             raise ValueError(f"components= is for mixture likelihoods (gaussian_mixture); the "
                              f"{likelihood} likelihood has one component")
         return None
+    if components is None:
+        components = DEFAULT_COMPONENTS
     if isinstance(components, bool) or not isinstance(components, (int, np.integer)) \
             or components < 2:
         raise ValueError(f"the {likelihood} likelihood needs components=K, an integer ≥ 2 "

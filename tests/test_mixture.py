@@ -118,8 +118,9 @@ def test_mixture_density_network_beats_linear_on_curved_data():
 
 def test_invalid_use():
     X, y = _lines(2, 50, seed=0)
+    assert bl.fit(X, y, "gaussian_mixture").spec.components == 2  # the default K
     with pytest.raises(ValueError, match="components=K"):
-        bl.fit(X, y, "gaussian_mixture")
+        bl.fit(X, y, "gaussian_mixture", components=1)
     with pytest.raises(ValueError, match="components= is for mixture"):
         bl.fit(X, y, "gaussian", components=2)
     with pytest.raises(ValueError, match="one σₖ per component"):
