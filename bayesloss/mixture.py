@@ -137,8 +137,8 @@ def _run(problem: MixtureProblem, init: dict, solver: Solver) -> tuple:
                                                        solver.max_iter, exact)
         else:
             n_iter, gnorm, converged, info = run_adam(problem, guide, params, solver)
+        value = float(exact())  # (with its gradient: the objective caches both)
         with torch.no_grad():
-            value = float(exact())
             point = {k: v.detach().numpy().copy() for k, v in guide.median().items()}
     return value, point, n_iter, gnorm, converged, info
 
