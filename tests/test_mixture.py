@@ -77,8 +77,8 @@ def test_map_normal_prior_matches_ecm():
 
 
 def test_label_order_stable_across_seeds():
-    X, y = _lines(3, 300, seed=11)
-    fits = [bl.fit(X, y, "gaussian_mixture", components=3, seed=s) for s in (0, 4, 9)]
+    X, y = _lines(3, 200, seed=11)
+    fits = [bl.fit(X, y, "gaussian_mixture", components=3, seed=s) for s in (0, 9)]
     first = fits[0]
     # the documented order: ascending mean of each line over the training rows
     assert np.all(np.diff(X.mean(0) @ first.coef_ + first.intercept_) > 0)

@@ -45,7 +45,7 @@ from .problem import _Problem, _Solution, route
 from .verified import STEP_TOL
 
 EM_SEEDS = 10  # random-line starts
-SHORT_EM = 200  # steps of every start before the best one is run to the end
+SHORT_EM = 50  # steps of every start before the best one is run to the end
 EM_MAX_ITER = 20000
 GRAD_TOL_EM = 1e-9
 
