@@ -446,6 +446,9 @@ class Fit:
             raise AttributeError(f"predict_scale is for families with a noise scale; the "
                                  f"{spec.likelihood} predictive has none (its spread "
                                  "follows from its mean)")
+        elif family.components:
+            raise AttributeError(f"the {spec.likelihood} predictive has one σₖ per component "
+                                 "(scale_), not one scale per row")
         elif spec.row_scales:
             if noise_scale is None:
                 raise ValueError("this fit's σᵢ were known per row: pass noise_scale= with "
