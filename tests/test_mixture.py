@@ -65,11 +65,12 @@ def test_matches_em(k, n):
     assert ours.nll == pytest.approx(-logsumexp(logp, axis=1).sum(), rel=1e-12)
 
 
-def test_map_normal_prior_matches_ecm():
+@pytest.mark.parametrize("prior", ["normal", "cauchy"])
+def test_map_matches_ecm(prior):
     X, y = _lines(2, 200, seed=5)
-    ours = bl.fit(X, y, "gaussian_mixture", components=2, estimator="map", prior_scale=0.3)
-    ref = reference_fit(X, y, "gaussian_mixture", components=2, estimator="map",
-                        prior_scale=0.3)
+    model = dict(components=2, estimator="map", prior=prior, prior_scale=0.3)
+    ours = bl.fit(X, y, "gaussian_mixture", **model)
+    ref = reference_fit(X, y, "gaussian_mixture", **model)
     assert ours.converged and ref.converged
     for site in ("weight", "bias", "scale", "mixing"):
         _close(ours.params_[site], ref.params_[site], 1e-6)

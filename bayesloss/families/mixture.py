@@ -115,7 +115,8 @@ MIXTURE: dict[str, Family] = {
         sample=_sample,
         components=True,
         scale_name="σₖ (one per component)",
-        references={None: "em-mixture", "normal": "em-mixture"},
+        references={None: "em-mixture", "normal": "em-mixture", "studentt": "em-mixture",
+                    "cauchy": "em-mixture"},
         mle_equivalent="mixture of linear regressions (the EM algorithm's target)",
     ),
 }

@@ -52,9 +52,9 @@ studentt (MLE, normal,  EM / majorise-minimise, every step a LAPACK weighted   v
   studentt, cauchy);    ridge (:mod:`.mm`), certified by the smooth
 gaussian + studentt /   first-order conditions
   cauchy prior
-gaussian_mixture       EM for a mixture of linear regressions (ECM under a    verified
-  (MLE, normal)        normal prior), best of 10 random-line starts, certified
-                       by the first-order conditions (:mod:`.mixture`)
+gaussian_mixture       EM for a mixture of linear regressions (ECM, an MM     verified
+  (MLE, normal,        step for a heavy-tailed prior), best of 10 random-line
+  studentt, cauchy)    starts, certified by the first-order conditions
 other smooth, no        trust-exact + MINPACK lm from several starts           verified
   classical solver      (GLMs with studentt / cauchy priors)
 kinked and non-convex  smoothing continuation + active-set polish, from       verified
