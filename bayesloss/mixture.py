@@ -9,8 +9,12 @@ The model is :func:`bayesloss.models.build_model`'s (sites ``weight`` (d, K), ``
 ``scale`` (K,), ``mixing`` (K − 1,); the family in :mod:`bayesloss.families.mixture`); this
 module only fits it. The likelihood is multimodal (and unbounded where a σₖ shrinks onto one
 row), so the fit starts ``MIXTURE_STARTS`` times and keeps the start with the lowest −log
-joint: each start clusters the least-squares residuals by k-means (k-means++ seeding under
-``seed + s``) and fits each cluster by weighted least squares (its line, σₖ and share πₖ).
+joint: each start clusters residuals by k-means (k-means++ seeding under ``seed + s``) and fits
+each cluster by least squares (its line, σₖ and share πₖ). The first start's residuals are
+those of the least-squares line; each other start's, those of the line through p random rows
+(p coefficients): residuals from one base line split the same way under any seeding, and
+without another base every start found the same optimum, a poor one, on two lines with
+intercepts ±2 fitted without an intercept.
 From each start the engine's driver runs L-BFGS on the delta-guide ELBO, finished by Newton
 steps on the model's log joint (exact autograd Hessian over every site, K(d + 3) − 1
 parameters), in the engine's :class:`~bayesloss.engine.Preconditioner` (centred, unit-spread
@@ -93,13 +97,18 @@ def starts(Z: np.ndarray, t: np.ndarray, k: int, seed: int, n_starts: int = MIXT
            ) -> list[dict]:
     """Starting points (preconditioned coordinates: ``Z`` the standardised design with its
     column of ones last when there is an intercept, ``t`` the standardised target): for each
-    seed ``seed + s``, k-means clusters of the least-squares residuals, each fitted by least
+    seed ``seed + s``, k-means clusters of the residuals from a base line (least squares for
+    s = 0, else the line through p rows drawn under the seed), each cluster fitted by least
     squares. Returns ``[{"theta" (p, K), "scale" (K,), "share" (K,)}, …]``."""
     theta0 = np.linalg.lstsq(Z, t, rcond=None)[0]
-    resid = t - Z @ theta0
     out = []
     for s in range(n_starts):
-        labels = _kmeans_1d(resid, k, np.random.default_rng(seed + s))
+        rng = np.random.default_rng(seed + s)
+        base = theta0
+        if s > 0:
+            rows = rng.choice(len(t), size=Z.shape[1], replace=False)
+            base = np.linalg.lstsq(Z[rows], t[rows], rcond=None)[0]
+        labels = _kmeans_1d(t - Z @ base, k, rng)
         theta = np.empty((Z.shape[1], k))
         scale, share = np.empty(k), np.empty(k)
         for j in range(k):
