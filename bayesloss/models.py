@@ -139,7 +139,8 @@ def build_model(
         with pyro.plate("data", n, subsample=full, subsample_size=batch_size) as idx:
             if batch_size is not None:  # indexing copies: skip it for the full batch
                 X, y = X[idx], None if y is None else y[idx]
-                if scale is not None and scale.dim() == 1:  # per-row scales follow their rows
+                # per-row scales follow their rows (a mixture's (K,) σₖ are not per row)
+                if scale is not None and scale.dim() == 1 and not family.components:
                     scale = scale[idx]
             eta = mean_fn(X, weight, bias)
             if family.components:

@@ -141,3 +141,15 @@ def test_invalid_use():
         bl.fit(X, y, "gaussian_mixture", components=2, noise_scale=1.0)
     with pytest.raises(ValueError, match="label"):
         bl.posterior(X, y, "gaussian_mixture")
+
+
+def test_minibatch_adam_keeps_the_component_scales_whole():
+    """Minibatches index per-row scales by their rows; a mixture's σₖ are per component."""
+    X, y = _lines(2, 300, seed=2)
+    with warnings.catch_warnings():  # 300 steps: near the optimum, not at it
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        adam = bl.fit(X, y, "gaussian_mixture", optimizer="adam", batch_size=64,
+                      num_steps=300)
+    exact = bl.fit(X, y, "gaussian_mixture")
+    for site in ("weight", "bias", "scale"):
+        np.testing.assert_allclose(adam.params_[site], exact.params_[site], atol=0.1)
