@@ -77,11 +77,12 @@ def synthetic_cases() -> list[Case]:
     """Every family: MLE (scale learned), and MAP under every prior (scale fixed at the truth);
     plus MLE and MAP-normal with the other scale setting for the families that have one, and
     with known per-row scales (:func:`row_scales`) for those that take them;
-    hetero_gaussian (σ(x) learned): MLE and MAP-normal."""
+    hetero_gaussian (σ(x) learned) and gaussian_mixture (σₖ learned): MLE and MAP-normal."""
     cases = []
     for name, family in FAMILIES.items():
         data = f"synthetic-{name}"
-        if family.scale_head:  # σ(x) is learned, never fixed; a smooth prior on the mean
+        if family.scale_head or family.components:  # σ(x) or σₖ learned, never fixed; a
+            # smooth prior on the mean
             cases += [Case(data, name, {}), Case(data, name, {"estimator": "map"})]
             continue
         fixed = {"noise_scale": 1.0} if family.has_scale else {}

@@ -12,7 +12,8 @@ weights near zero (lasso zeros, tiny effects) are judged on the scale they act o
 
 with ``m`` and ``s`` the means and standard deviations of the columns and ``s_y`` that of the
 target (1 for classes and counts); ``a`` and ``c`` are a log σ(x) head's weights and intercept
-(hetero_gaussian), whose output is in log units. The intercept is the prediction at x = 0, which lies
+(hetero_gaussian), whose output is in log units; a mixture's σₖ have ``s_y`` and its mixing
+logits 1. The intercept is the prediction at x = 0, which lies
 ‖m/s‖ standard deviations from the data's centre, so its natural unit grows with that distance.
 
 The objective gap is judged per observation, in nats:
@@ -87,8 +88,10 @@ def _param_rows(fit: Fit, ref: Fit, units: tuple, significant: bool):
     units = list(np.broadcast_to(coef_unit, fit.coef_.shape).ravel())
     if fit.spec.fit_intercept:
         units += [intercept_unit] * np.atleast_1d(fit.intercept_).size
-    if fit.scale_ is not None:
-        units.append(sy)
+    if fit.scale_ is not None:  # (a mixture's σₖ: one per component)
+        units += [sy] * np.size(fit.scale_)
+    if "mixing" in fit.params_:  # a mixture's logits: unitless
+        units += [1.0] * fit.params_["mixing"].size
     if "scale_weight" in fit.params_:  # log σ(x): its units are those of the mean over s_y
         units += list(1.0 / sx) + [intercept_unit / sy]
     ours = fit.params()["value"].to_numpy()

@@ -40,6 +40,7 @@ def make_synthetic(
     scale_range: tuple = (1e-2, 1e3),
     df: float = 4.0,
     outlier_fraction: float = 0.0,
+    components: int = 2,
 ) -> Dataset:
     """Draw ``(X, y)`` from the ``likelihood``'s own model, with an awkward design.
 
@@ -50,7 +51,10 @@ def make_synthetic(
     hetero_gaussian σ at the columns' offsets, with log σ(x) linear in x (truth:
     ``scale_weight``, ``scale_bias``).
     ``outlier_fraction`` replaces that share of continuous targets by gross errors.
-    A family with an inner link (von_mises, ``b + g(x·w)``) gets columns without offsets.
+    A family with an inner link (von_mises, ``b + g(x·w)``) gets columns without offsets. A
+    mixture (gaussian_mixture) draws ``components`` lines with equal weights and σₖ =
+    ``noise``, 3σ apart at the columns' offsets (truth: ``weight`` (d, K), ``bias``, ``scale``
+    and ``mixing`` (K − 1,), the components in the fit's order).
     """
     family = get_family(likelihood)
     rng = np.random.default_rng(seed)
@@ -63,11 +67,14 @@ def make_synthetic(
     if family.inner_link is not None:  # η = b + g(x·w): offsets cannot go into b
         offset = np.zeros(d)
     X = offset + Z * col_scale
-    effect = rng.uniform(-1, 1, (d, n_classes) if family.multiclass else d) / np.sqrt(d)
-    weight = effect / (col_scale[:, None] if family.multiclass else col_scale)
+    width = n_classes if family.multiclass else components if family.components else None
+    effect = rng.uniform(-1, 1, d if width is None else (d, width)) / np.sqrt(d)
+    weight = effect / (col_scale if width is None else col_scale[:, None])
     eta = Z @ effect  # = (X - offset) @ weight
     # each family's linear predictor is gain · eta + base: its true weight is gain · weight
     gain, base = family.synthetic_eta
+    if family.components:  # the lines 3σ apart, then the mixing logits (equal weights)
+        base = base + 3 * noise * (np.arange(components) - (components - 1) / 2)
     truth = {"weight": gain * weight, "bias": base - offset @ (gain * weight)}
     if family.scale_head:  # log σ(x) = log noise + ½ · (a second standardised signal)
         scale_effect = 0.5 * rng.uniform(-1, 1, d) / np.sqrt(d)
@@ -75,12 +82,16 @@ def make_synthetic(
         truth["scale_bias"] = math.log(noise) - offset @ truth["scale_weight"]
     sigma = noise * np.exp(Z @ scale_effect) if family.scale_head else noise
     if family.inner_link is None:
-        eta = base + gain * eta
+        predictor = base + gain * eta
     else:
-        eta = base + family.inner_link(torch.as_tensor(gain * eta)).numpy()
-    y = family.sample(rng, eta, sigma, df)
+        predictor = base + family.inner_link(torch.as_tensor(gain * eta)).numpy()
+    if family.components:
+        sigma = np.full(components, float(noise))
+        truth["mixing"] = np.zeros(components - 1)
+        predictor = np.column_stack([predictor, np.zeros((n, components - 1))])
+    y = family.sample(rng, predictor, sigma, df)
     if family.has_scale:
-        truth["scale"] = float(noise)
+        truth["scale"] = sigma if family.components else float(noise)
     if outlier_fraction > 0 and family.continuous:
         hit = rng.random(n) < outlier_fraction
         y[hit] += rng.choice([-1, 1], hit.sum()) * 20 * noise * (1 + rng.random(hit.sum()))

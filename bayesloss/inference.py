@@ -52,6 +52,7 @@ from .engine import (
 )
 from .engine.policy import entry_point
 from .hetero import fit_hetero
+from .mixture import fit_mixture
 from .multioutput import fit_multioutput
 from .neural import fit_network
 from .results import Fit
@@ -98,6 +99,7 @@ def fit(
     mean: str = "linear",
     hidden=(32, 32),
     activation: str = "tanh",
+    components: Optional[int] = None,
 ) -> Fit:
     r"""Fit the Pyro model of ``likelihood`` by MLE (prior off) or MAP (prior on).
 
@@ -113,7 +115,9 @@ def fit(
         ``gaussian``, ``laplace``, ``bernoulli``, ``categorical``, ``poisson``, ``studentt``,
         ``hetero_gaussian`` (log σ(x) = x·a + c a second linear head, see
         :mod:`bayesloss.hetero`; a second network with ``mean="mlp"``), ``von_mises`` (angles,
-        μ = b + 2·atan(x·w)), or a :class:`~bayesloss.Likelihood` of your own (any Pyro
+        μ = b + 2·atan(x·w)), ``gaussian_mixture`` (``components`` regression lines with their
+        own σₖ and mixing weights, see :mod:`bayesloss.mixture`; a mixture density network
+        with ``mean="mlp"``), or a :class:`~bayesloss.Likelihood` of your own (any Pyro
         distribution of the prediction, ``make(loc, scale)``); or a list of them, one
         per column of ``y`` (n, m): one joint model whose NLL is the sum of the outputs'
         (``noise_scale`` may then be a list, one per output), returning a
@@ -160,6 +164,9 @@ def fit(
         ``hidden`` and ``activation`` (``tanh``, ``relu``, ``sigmoid``, ``gelu``,
         ``softplus``), its weights under the prior (see :mod:`bayesloss.neural`); the fit is a
         :class:`~bayesloss.neural.NetworkFit` with the layers in ``params_``.
+    components:
+        K, the number of components of ``gaussian_mixture`` (default 2; refused by the other
+        likelihoods).
 
     Returns
     -------
@@ -182,7 +189,8 @@ def fit(
                     progress)
     given = prior_keywords(prior, prior_scale, prior_df)
     model = dict(estimator=estimator, noise_scale=noise_scale, df=df,
-                 fit_intercept=fit_intercept, penalize_intercept=penalize_intercept)
+                 fit_intercept=fit_intercept, penalize_intercept=penalize_intercept,
+                 components=components)
     if mean not in ("linear", "mlp"):
         raise ValueError(f"unknown mean {mean!r}; valid names are ['linear', 'mlp']")
     if isinstance(likelihood, (list, tuple)):  # several outputs: one joint model, own module
@@ -197,6 +205,8 @@ def fit(
     solver = solver.resolve(X.shape[0], spec.kinked)
     if spec.family.scale_head:  # σ(x) a second head: its own adapter
         return fit_hetero(X, y, spec, solver, stats=stats, feature_names=names)
+    if spec.family.components:  # K lines, σₖ and mixing weights: several starts, own adapter
+        return fit_mixture(X, y, spec, solver, stats=stats, feature_names=names)
     _seed(solver.seed)
     problem = LinearProblem.of(X, y, spec, stats, sigma_unit=solver.optimizer == "lbfgs")
     pre = problem.pre

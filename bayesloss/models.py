@@ -14,7 +14,9 @@ Sites: ``weight`` ((d,) or (d, K)), ``bias`` (() or (K,)), ``scale`` (learned no
 ``obs``; a family with a scale head (hetero_gaussian) has ``scale_weight`` ((d,)) and
 ``scale_bias`` (()) instead of ``scale``: ``log σ(x) = x·a + c``, both flat (no prior under MLE
 or MAP: the prior is on the mean's weights; ``c`` is there even without a mean intercept,
-since σ(0) = 1 would be an arbitrary unit).
+since σ(0) = 1 would be an arbitrary unit). A mixture of K components (gaussian_mixture) has
+``weight`` (d, K), ``bias`` (K,), ``scale`` (K,) and ``mixing`` (K − 1,), the flat mixing
+logits that the model appends to every row of ``η`` (:mod:`bayesloss.families.mixture`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 
+from .families.mixture import append_mixing
 from .spec import ModelSpec
 
 
@@ -96,10 +99,12 @@ def build_model(
     if mean_fn is None:
         mean_fn = predictor(family)
     multiclass = family.multiclass
-    w_shape = (n_features, n_outputs) if multiclass else (n_features,)
-    b_shape = (n_outputs,) if multiclass else ()
+    wide = multiclass or family.components  # one column of weights per class / component
+    w_shape = (n_features, n_outputs) if wide else (n_features,)
+    b_shape = (n_outputs,) if wide else ()
+    s_shape = (n_outputs,) if family.components else ()  # one σₖ per component
     tau = torch.as_tensor(spec.prior_scale if prior_scale is None else prior_scale, dtype=dtype)
-    if multiclass and tau.dim() == 1:
+    if wide and tau.dim() == 1:
         tau = tau[:, None]  # one scale per column, shared by the K outputs
     tau = tau.expand(w_shape)
     if intercept_prior_scale is None:
@@ -142,19 +147,25 @@ def build_model(
         elif family.has_scale:
             if fixed_scale is None:
                 # flat on (0, ∞): a masked LogNormal keeps the positive support for AutoDelta
-                flat_positive = dist.LogNormal(torch.zeros((), dtype=dtype), 1.0).mask(False)
-                scale = pyro.sample("scale", flat_positive)
+                flat_positive = dist.LogNormal(torch.zeros(s_shape, dtype=dtype), 1.0)
+                flat_positive = (flat_positive.to_event(1) if s_shape else flat_positive)
+                scale = pyro.sample("scale", flat_positive.mask(False))
             else:
                 scale = fixed_scale
+        if family.components:
+            mixing = pyro.sample("mixing", flat((n_outputs - 1,), dtype))
         n = X.shape[0]
         # the full batch passes its (cached) index: the plate would rebuild arange(n) per call
         full = None if batch_size is not None else all_rows(n)
         with pyro.plate("data", n, subsample=full, subsample_size=batch_size) as idx:
             if batch_size is not None:  # indexing copies: skip it for the full batch
                 X, y = X[idx], None if y is None else y[idx]
-                if scale is not None and scale.dim() == 1:  # per-row scales follow their rows
+                # per-row scales follow their rows (a mixture's (K,) σₖ are not per row)
+                if scale is not None and scale.dim() == 1 and not family.components:
                     scale = scale[idx]
             eta = mean_fn(X, weight, bias)
+            if family.components:
+                eta = append_mixing(eta, mixing)
             if family.scale_head:
                 scale = mean_fn(X, scale_weight, scale_bias).exp()
             return pyro.sample("obs", family.distribution(eta, scale, spec.df, smoothing), obs=y)

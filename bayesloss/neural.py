@@ -9,8 +9,10 @@ r"""Neural-network means: a small multilayer perceptron whose weights are Pyro s
 The weight matrices carry the prior under MAP and have it masked off under MLE, exactly like the
 linear weights of :func:`bayesloss.models.build_model`; the biases are flat (unpenalised), as the
 linear intercept is. ``hetero_gaussian`` adds a second network of the same shape for
-``log σ(x)`` (sites ``scale_layers.0.weight``, …); under MAP its weight matrices carry the prior
-too (a network's scale head has as many weights as its mean, and no fewer ways to overfit;
+``log σ(x)`` (sites ``scale_layers.0.weight``, …); ``gaussian_mixture`` with K components
+outputs 2K − 1 columns (the K means, then the K − 1 mixing logits: a mixture density network
+with one learned σₖ per component). Under MAP the scale network's weight matrices carry the
+prior too (a network's scale head has as many weights as its mean, and no fewer ways to overfit;
 the linear scale head, d + 1 parameters, stays flat). Sites are named like PyTorch's
 ``state_dict`` of the same network (``layers.0.weight`` of shape (out, in), ``layers.0.bias``,
 …), so a plain ``torch.nn`` network (:class:`TorchMLP`) and the Pyro model share one parameter
@@ -209,6 +211,7 @@ def build_network_model(
     family = spec.family
     fixed_scale = spec.noise_scale if noise_scale is None else noise_scale
     weight_prior = network_prior(spec, prior_scale, smoothing)
+    s_shape = (spec.components,) if family.components else ()  # a mixture's σₖ
 
     def model(X: torch.Tensor, y: Optional[torch.Tensor] = None,
               batch_size: Optional[int] = None):
@@ -220,8 +223,9 @@ def build_network_model(
                 weight_prior, weight_prior if spec.penalize_intercept else None)
         elif family.has_scale:
             if fixed_scale is None:
-                flat_positive = dist.LogNormal(torch.zeros((), dtype=DTYPE), 1.0).mask(False)
-                scale = pyro.sample("scale", flat_positive)
+                flat_positive = dist.LogNormal(torch.zeros(s_shape, dtype=DTYPE), 1.0)
+                flat_positive = flat_positive.to_event(1) if s_shape else flat_positive
+                scale = pyro.sample("scale", flat_positive.mask(False))
             else:
                 scale = torch.as_tensor(fixed_scale, dtype=DTYPE)
         n = X.shape[0]
@@ -317,7 +321,7 @@ def evaluate_network(spec: ModelSpec, network: MLPMean, X, y, params: dict, scal
     X_t = torch.as_tensor(np.asarray(X, dtype=np.float64))
     y_t = torch.as_tensor(np.asarray(y, dtype=np.float64))
     values = {k: torch.as_tensor(np.asarray(v, dtype=np.float64)) for k, v in params.items()}
-    s = None if scale is None else torch.as_tensor(float(scale), dtype=DTYPE)
+    s = None if scale is None else torch.as_tensor(np.asarray(scale, dtype=np.float64))
     with torch.no_grad(), pyro.validation_enabled(False):
         eta = network(X_t, values)
         if spec.family.scale_head:
@@ -361,6 +365,8 @@ def fit_network(X, y, spec: ModelSpec, solver: Solver, *, hidden=(32, 32),
     solver = solver.resolve(X.shape[0], spec.kinked, default_max_iter=NETWORK_MAX_ITER)
     seed = solver.seed
     n_out = int(y.max()) + 1 if spec.family.multiclass else 1
+    if spec.family.components:  # a mixture density network: K means, K − 1 mixing logits
+        n_out = 2 * spec.components - 1
     network = MLPMean(X.shape[1], hidden, n_out, activation)
     scale_network = None
     X_t = torch.as_tensor(X, dtype=DTYPE)
@@ -376,7 +382,8 @@ def fit_network(X, y, spec: ModelSpec, solver: Solver, *, hidden=(32, 32),
            if solver.optimizer == "lbfgs" else None)
     problem = NetworkProblem(spec, X_t, y_t, network, scale_network, bar)
     if spec.learns_scale:  # the spread of y: the scale of an output near its mean
-        init["scale"] = torch.tensor(float(np.std(y)), dtype=DTYPE)
+        init["scale"] = torch.full((spec.components,) if spec.family.components else (),
+                                   float(np.std(y)), dtype=DTYPE)
 
     pyro.set_rng_seed(seed)
     start = time.perf_counter()
@@ -398,7 +405,8 @@ def fit_network(X, y, spec: ModelSpec, solver: Solver, *, hidden=(32, 32),
         with torch.no_grad():
             point = {k: v.detach().numpy().copy() for k, v in guide.median().items()}
     info["seconds"] = time.perf_counter() - start
-    scale = float(point["scale"]) if spec.learns_scale else spec.noise_scale
+    scale = point["scale"] if spec.learns_scale else spec.noise_scale
+    scale = scale if spec.family.components or scale is None else float(scale)
     ev = evaluate_network(spec, network, X, y, {k: v for k, v in point.items()
                                                 if k != "scale"}, scale, scale_network)
     method = solver.method(f", MLP {hidden} {activation}")

@@ -42,6 +42,7 @@ from pyro.infer import MCMC, NUTS
 
 from .console import show_progress
 from .engine.policy import entry_point
+from .families import FAMILIES
 from .inference import fit
 from .potential import GaussianApproximation, Potential, laplace_approximation
 from .results import Fit, Table, feature_labels, parameter_label
@@ -462,6 +463,14 @@ def posterior(
 
         return call_with_formula(posterior, locals())
     check_sampling_args(method, chains, warmup, draws)
+    if likelihood in FAMILIES and FAMILIES[likelihood].components:
+        raise ValueError(
+            f"posterior() does not sample {likelihood}: permuting its components leaves the "
+            "likelihood unchanged, so the posterior has K! copies of every mode (label "
+            "switching), which chains visit in different labellings and summaries average "
+            "into nonsense. The Laplace approximation at the fit's ordered mode is "
+            f"fit(X, y, {likelihood!r}, components=K).summary() (its cov_ and "
+            "standard_errors())")
     model_kw = dict(prior="normal" if prior is None else prior, prior_scale=prior_scale,
                     noise_scale=noise_scale, df=df, prior_df=prior_df,
                     fit_intercept=fit_intercept, penalize_intercept=penalize_intercept)

@@ -38,6 +38,7 @@ from pyro.distributions import constraints
 from pyro.distributions.torch_distribution import MaskedDistribution
 from torch.distributions import biject_to
 
+from .families.mixture import append_mixing
 from .models import build_model, predictor
 from .spec import ModelSpec, with_changes
 
@@ -147,7 +148,8 @@ class Potential:
 
     def _eta(self, values: dict) -> torch.Tensor:
         weight, bias = values["weight"], values.get("bias")
-        if weight.dim() == (3 if self.spec.family.multiclass else 2):  # a batch of draws
+        family = self.spec.family
+        if weight.dim() == (3 if family.multiclass or family.components else 2):  # draws
             eta = (weight @ self.X.T if weight.dim() == 2
                    else torch.einsum("nd,sdk->snk", self.X, weight))
             if self.spec.family.inner_link is not None:  # η = b + g(x·w)
@@ -165,13 +167,16 @@ class Potential:
                 return (a @ self.X.T + c[:, None]).exp()
             return (self.X @ a + c).exp()
         scale = values.get("scale", self.fixed_scale)
-        if "scale" in values and scale.dim() == 1:  # a batch of draws of a learned scale
+        # a batch of draws of a learned scale (a mixture's σₖ: (S, K) draws)
+        if "scale" in values and scale.dim() == 1 + int(self.spec.family.components):
             scale = scale[:, None]  # (fixed per-row σᵢ, also (n,), broadcast as they are)
         return scale
 
     def _likelihood(self, values: dict) -> object:
         scale = self._scale(values)
         eta = self._eta(values)
+        if "mixing" in values:  # a mixture's constant mixing logits join every row
+            eta = append_mixing(eta, values["mixing"])
         return self.spec.family.distribution(eta, scale, self.spec.df, self.smoothing)
 
     def log_joint(self, values: dict) -> torch.Tensor:

@@ -18,13 +18,14 @@ import pyro
 import torch
 from pyro import poutine
 
+from .families.mixture import append_mixing
 from .models import build_model, predictor
 from .potential import point_covariance
 from .priors import penalty_mapping
 from .spec import ModelSpec, check_X, feature_names, make_spec
 
 #: the one word for each scalar site in every table and figure
-SITE_LABELS = {"bias": "intercept", "scale": "scale"}
+SITE_LABELS = {"bias": "intercept", "scale": "scale", "mixing": "mixing logit"}
 
 
 def feature_labels(names, d: int) -> tuple[str, ...]:
@@ -44,7 +45,8 @@ def parameter_label(site: str, index: tuple = (), features=None) -> str:
     A weight is named by its feature (``features`` from :func:`feature_labels`): ``age``,
     ``age[2]`` for class 2; the intercept is ``intercept`` (``intercept[2]``), a noise scale
     ``scale``; a log σ(x) head's are ``log σ: age`` and ``log σ: intercept``; any other site
-    (a network's layers) by site name and index, ``layers.0.weight[3,1]``.
+    (a network's layers) by site name and index, ``layers.0.weight[3,1]``; a mixture's scales
+    are ``scale[k]`` and its mixing logits ``mixing logit[k]`` (k ≥ 1, against component 0).
 
     Parameters
     ----------
@@ -63,6 +65,8 @@ def parameter_label(site: str, index: tuple = (), features=None) -> str:
             name = f"log σ: {name}"
     elif site == "scale_bias":
         name, rest = "log σ: intercept", index
+    elif site == "mixing":  # a mixture's logit of component k ≥ 1 against component 0
+        name, rest = SITE_LABELS[site], (index[0] + 1,)
     else:
         name, rest = SITE_LABELS.get(site, site), index
     return name + (f"[{','.join(map(str, rest))}]" if rest else "")
@@ -137,20 +141,23 @@ def log_scale(X, scale_head) -> torch.Tensor:
     return as_tensor(X) @ as_tensor(a) + float(c)
 
 
-def evaluate(spec: ModelSpec, X, y, coef, intercept, scale, scale_head=None) -> Evaluation:
+def evaluate(spec: ModelSpec, X, y, coef, intercept, scale, scale_head=None,
+             mixing=None) -> Evaluation:
     """Exact NLL, classical loss and objective of ``spec`` at the given parameters
-    (``scale_head = (a, c)`` for a family whose σ(x) is a second head)."""
+    (``scale_head = (a, c)`` for a family whose σ(x) is a second head; ``mixing`` the K − 1
+    mixing logits of a mixture)."""
     family = spec.family
     X_t, y_t = as_tensor(X), as_tensor(y)
     eta = linear_predictor(spec, X_t, coef, intercept)
+    predictor = eta if mixing is None else append_mixing(eta, as_tensor(mixing))
     if family.scale_head:
         s = log_scale(X_t, scale_head).exp()
     else:
         s = as_tensor(scale if scale is not None else spec.noise_scale)
     # the data were validated on the way in: skip Pyro's per-value support checks
     with torch.no_grad(), pyro.validation_enabled(False):
-        loss = family.loss(y_t, eta, s, spec.df)
-        k = np.asarray(coef).shape[1] if family.multiclass else 1
+        loss = family.loss(y_t, predictor, s, spec.df)
+        k = np.asarray(coef).shape[1] if np.ndim(coef) == 2 else 1
         w_t = as_tensor(coef)
 
         def mean_fn(X_, weight, bias):  # η at these weights is computed already (loss)
@@ -162,6 +169,8 @@ def evaluate(spec: ModelSpec, X, y, coef, intercept, scale, scale_head=None) -> 
             values["bias"] = as_tensor(intercept)
         if spec.learns_scale:
             values["scale"] = s
+        if mixing is not None:
+            values["mixing"] = as_tensor(mixing)
         if family.scale_head:
             values["scale_weight"] = as_tensor(scale_head[0])
             values["scale_bias"] = torch.tensor(float(scale_head[1]), dtype=torch.float64)
@@ -171,12 +180,13 @@ def evaluate(spec: ModelSpec, X, y, coef, intercept, scale, scale_head=None) -> 
     return Evaluation(float(nll), float(loss), float(objective))
 
 
-def _laplace_covariance(spec: ModelSpec, X, y, coef, intercept, scale, scale_head=None):
+def _laplace_covariance(spec: ModelSpec, X, y, coef, intercept, scale, scale_head=None,
+                        mixing=None):
     """(covariance, note) at a point estimate: see :func:`bayesloss.potential.point_covariance`."""
-    values = {"weight": coef, "bias": intercept, "scale": scale}
+    values = {"weight": coef, "bias": intercept, "scale": scale, "mixing": mixing}
     if scale_head is not None:
         values.update(scale_weight=scale_head[0], scale_bias=scale_head[1])
-    k = np.asarray(coef).shape[1] if spec.family.multiclass else 1
+    k = np.asarray(coef).shape[1] if np.ndim(coef) == 2 else 1
     try:
         return point_covariance(spec, X, y, values, k)
     except (ValueError, RuntimeError, np.linalg.LinAlgError) as err:  # reported, not raised:
@@ -291,10 +301,12 @@ class Fit:
 
     @classmethod
     def build(cls, spec: ModelSpec, X, y, coef, intercept, scale, scale_head=None,
-              **facts) -> "Fit":
+              mixing=None, **facts) -> "Fit":
         """Normalise conventions and attach NLL, loss and objective on the training data
-        (``scale_head = (a, c)``: the linear log σ(x) head of a hetero_gaussian fit)."""
+        (``scale_head = (a, c)``: the linear log σ(x) head of a hetero_gaussian fit; a
+        mixture's ``scale`` is its K σₖ and ``mixing`` its K − 1 mixing logits)."""
         coef = np.asarray(coef, dtype=np.float64) + 0.0  # + 0.0 turns exact −0 into 0
+        wide = spec.family.multiclass or spec.family.components
         if spec.family.multiclass:
             # softmax is unchanged by a shift common to the K classes: without a prior that
             # shift is free for the weights (MLE), and for a flat intercept always
@@ -305,12 +317,15 @@ class Fit:
         if spec.fit_intercept:
             intercept = (
                 np.asarray(intercept, dtype=np.float64)
-                if spec.family.multiclass
+                if wide
                 else float(np.asarray(intercept).reshape(()))
             )
         else:
-            intercept = np.zeros(coef.shape[1]) if spec.family.multiclass else 0.0
-        if spec.family.has_scale and not spec.row_scales:
+            intercept = np.zeros(coef.shape[1]) if wide else 0.0
+        if spec.family.components:
+            scale = np.asarray(scale, dtype=np.float64)
+            mixing = np.asarray(mixing, dtype=np.float64) + 0.0
+        elif spec.family.has_scale and not spec.row_scales:
             scale = float(spec.noise_scale if spec.noise_scale is not None else scale)
         else:  # per-row σᵢ stay in the spec (evaluate reads them there)
             scale = None
@@ -326,12 +341,14 @@ class Fit:
         if spec.family.scale_head:
             params["scale_weight"] = scale_head[0]
             params["scale_bias"] = np.asarray(scale_head[1])
+        if spec.family.components:
+            params["mixing"] = mixing
         return cls(
             spec=spec,
             params_=params,
             scale_=scale,
             n_samples=int(np.asarray(X).shape[0]),
-            _cov_inputs=(X, y, coef, intercept, scale, scale_head),
+            _cov_inputs=(X, y, coef, intercept, scale, scale_head, mixing),
             **facts,
         )
 
@@ -397,8 +414,12 @@ class Fit:
         return X
 
     def linear_predictor(self, X) -> np.ndarray:
-        """``η = X coef_ + intercept_``."""
-        return linear_predictor(self.spec, self._checked(X), self.coef_, self.intercept_).numpy()
+        """``η = X coef_ + intercept_`` (a mixture's: those K means, then its K − 1 mixing
+        logits on every row)."""
+        eta = linear_predictor(self.spec, self._checked(X), self.coef_, self.intercept_)
+        if "mixing" in self.params_:
+            eta = append_mixing(eta, as_tensor(self.params_["mixing"]))
+        return eta.numpy()
 
     def predict(self, X) -> np.ndarray:
         """A point prediction from the predictive distribution at the estimate: its mode.
@@ -448,6 +469,9 @@ class Fit:
             raise AttributeError(f"predict_scale is for families with a noise scale; the "
                                  f"{spec.likelihood} predictive has none (its spread "
                                  "follows from its mean)")
+        elif family.components:
+            raise AttributeError(f"the {spec.likelihood} predictive has one σₖ per component "
+                                 "(scale_), not one scale per row")
         elif spec.row_scales:
             if noise_scale is None:
                 raise ValueError("this fit's σᵢ were known per row: pass noise_scale= with "
@@ -531,6 +555,8 @@ class Fit:
         if "scale_weight" in self.params_:
             values["scale_weight"] = self.scale_coef_
             values["scale_bias"] = np.asarray(self.scale_intercept_)
+        if "mixing" in self.params_:
+            values["mixing"] = self.params_["mixing"]
         rows = [(parameter_label(site, idx, features), float(value[idx]))
                 for site, value in values.items() for idx in np.ndindex(value.shape)]
         return Table(rows, columns=["parameter", "value"])

@@ -18,6 +18,7 @@ from .families import FAMILIES, Family, Likelihood, get_family
 from .priors import Prior, get_prior
 
 ESTIMATORS = ("mle", "map")
+DEFAULT_COMPONENTS = 2  # K of a mixture likelihood when components= is not given
 
 
 class ConvergenceWarning(UserWarning):
@@ -69,6 +70,7 @@ class ModelSpec:
     (0, ∞); a number fixes it; :class:`RowScales` fixes one known σᵢ per row (gaussian:
     the MLE is then weighted least squares, the normal-prior MAP weighted ridge); ``df`` is the Student-t likelihood's degrees of freedom, ``prior_df`` the Student-t
     prior's. ``penalize_intercept`` puts the weight prior on the intercept too.
+    ``components`` is K of a mixture family (gaussian_mixture; default 2), None for the others.
     """
 
     likelihood: Union[str, Likelihood]
@@ -80,6 +82,7 @@ class ModelSpec:
     prior_df: float = 3.0
     fit_intercept: bool = True
     penalize_intercept: bool = False
+    components: Optional[int] = None
 
     @property
     def row_scales(self) -> bool:
@@ -115,6 +118,8 @@ class ModelSpec:
     def label(self) -> str:
         """A short name such as ``gaussian/map/normal`` (MLE rows carry no prior)."""
         parts = [str(self.likelihood), self.estimator] + ([self.prior] if self.is_map else [])
+        if self.components is not None:
+            parts.append(f"K={self.components}")
         if self.family.has_scale:
             name = "σ" if self.family.scale_name == "scale" else self.family.scale_name
             parts.append(f"{name} learned" if self.learns_scale else f"{name}={self.noise_scale:g}")
@@ -158,6 +163,29 @@ def _noise_scale(likelihood: str, family: Family, value):
     return _positive("noise_scale", value)
 
 
+def _components(likelihood: str, family: Family, components, noise_scale, prior, estimator):
+    """K of a mixture family (an int ≥ 2, :data:`DEFAULT_COMPONENTS` when not given; refused
+    by the other families)."""
+    if not family.components:
+        if components is not None:
+            raise ValueError(f"components= is for mixture likelihoods (gaussian_mixture); the "
+                             f"{likelihood} likelihood has one component")
+        return None
+    if components is None:
+        components = DEFAULT_COMPONENTS
+    if isinstance(components, bool) or not isinstance(components, (int, np.integer)) \
+            or components < 2:
+        raise ValueError(f"the {likelihood} likelihood needs components=K, an integer ≥ 2 "
+                         f"(K = 1 is likelihood='gaussian'); got {components!r}")
+    if noise_scale is not None:
+        raise ValueError(f"the {likelihood} likelihood learns one σₖ per component; drop "
+                         "noise_scale")
+    if estimator == "map" and get_prior(prior).kinked:
+        raise ValueError(f"the {likelihood} likelihood takes a smooth prior on the weights "
+                         f"(normal, studentt, cauchy); {prior!r} has kinks")
+    return int(components)
+
+
 def make_spec(
     likelihood: Union[str, Likelihood],
     *,
@@ -169,10 +197,12 @@ def make_spec(
     prior_df: float = 3.0,
     fit_intercept: bool = True,
     penalize_intercept: bool = False,
+    components: Optional[int] = None,
 ) -> ModelSpec:
     """Validate the keywords shared by ``fit``, ``reference_fit`` and ``compare``."""
     family = get_family(likelihood)
     get_prior(prior)
+    components = _components(likelihood, family, components, noise_scale, prior, estimator)
     if family.scale_head and noise_scale is not None:
         raise ValueError(
             f"the {likelihood} likelihood learns σ(x) as a second head (log σ(x) = x·a + c); "
@@ -196,6 +226,7 @@ def make_spec(
         prior_df=_positive("prior_df", prior_df),
         fit_intercept=bool(fit_intercept),
         penalize_intercept=bool(penalize_intercept),
+        components=components,
     )
     if family.scale_head and spec.penalize_intercept:
         raise ValueError(f"penalize_intercept is not available for {likelihood}: its "

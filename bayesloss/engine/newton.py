@@ -12,6 +12,7 @@ from typing import Optional
 import numpy as np
 import torch
 from pyro import poutine
+from torch.distributions import biject_to
 
 from ..spec import ModelSpec
 from .driver import DTYPE, STALL_FACTOR, Objective, accept_step, as_objective, lbfgs_stage, stop_rule
@@ -463,8 +464,8 @@ def autograd_newton(objective: Objective) -> Optional[float]:
 
 def site_newton(model, guide, objective: Objective, X, y) -> Optional[float]:
     """One Newton step on every site of a small model at once: the exact (autograd) Hessian
-    of ``model``'s −log joint per row at the guide's point, the gradient the ELBO's (the sites
-    must be real-valued: their unconstrained values are the values). Kept under
+    of ``model``'s −log joint per row at the guide's point, in the guide's unconstrained
+    coordinates (a positive scale's log, as the ELBO's gradient). Kept under
     :func:`~bayesloss.engine.driver.accept_step`'s rule; returns the gradient ∞-norm where it
     ended, or None (not kept, or a singular Hessian)."""
     named = dict(guide.named_parameters())
@@ -473,17 +474,20 @@ def site_newton(model, guide, objective: Objective, X, y) -> Optional[float]:
     names = list(point)
     sizes = [point[k].numel() for k in names]
     params = [named[f"{k}_unconstrained"] for k in names]
+    to_site = {k: biject_to(guide.prototype_trace.nodes[k]["fn"].support) for k in names}
     n = X.shape[0]
 
     def f(vec):
-        values = {k: p.reshape(point[k].shape) for k, p in zip(names, torch.split(vec, sizes))}
+        values = {k: to_site[k](p.reshape(point[k].shape))
+                  for k, p in zip(names, torch.split(vec, sizes))}
         trace = poutine.trace(poutine.condition(model, data=values)).get_trace(X, y)
         return -trace.log_prob_sum() / n
 
     objective()  # the gradient at the current point (cached where L-BFGS stopped)
     g = torch.cat([p.grad.reshape(-1) for p in params])
     objective.clear_grads()
-    H = torch.autograd.functional.hessian(f, torch.cat([point[k].reshape(-1) for k in names]))
+    u = torch.cat([p.detach().reshape(-1) for p in params])
+    H = torch.autograd.functional.hessian(f, u)
     try:
         step = -torch.linalg.solve(H, g)
     except RuntimeError:  # singular Hessian: leave the L-BFGS answer

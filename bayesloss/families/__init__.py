@@ -18,12 +18,15 @@ hetero_        Σ r²/(2σ(x)²) + log σ(x)    loss + n/2 · log(2π)   (log σ
 gaussian
 von_mises      Σ [1 − cos(y − μ)]          κ · loss + n · [log 2π + log(e^{−κ} I₀(κ))]
                μ = b + 2·atan(x·w)
+gaussian_      none: the mixture NLL       −Σ log Σₖ πₖ N(y; ηₖ, σₖ²)   (K lines, K σₖ, πₖ)
+mixture
 =============  ==========================  ==================================================
 
 The package: :mod:`~bayesloss.families.base` holds the record and the shared target checks,
 :mod:`~bayesloss.families.classic` the seven classical families above,
-:mod:`~bayesloss.families.circular` von_mises, and :mod:`~bayesloss.families.custom` the
-:class:`Likelihood` that turns your own distribution into a family. A new family is one entry in one
+:mod:`~bayesloss.families.circular` von_mises, :mod:`~bayesloss.families.mixture` the mixture
+of regressions, and :mod:`~bayesloss.families.custom` the :class:`Likelihood` that turns your
+own distribution into a family. A new family is one entry in one
 module here, its reference route in :mod:`bayesloss.references`, and its tests.
 """
 
@@ -33,9 +36,10 @@ from .base import SUPPORTS, Family
 from .circular import CIRCULAR
 from .classic import CLASSIC
 from .custom import Likelihood
+from .mixture import MIXTURE
 
 #: Every registered family by name. A new family is one entry in one of this package's modules.
-FAMILIES: dict[str, Family] = {**CLASSIC, **CIRCULAR}
+FAMILIES: dict[str, Family] = {**CLASSIC, **CIRCULAR, **MIXTURE}
 
 
 def get_family(name) -> Family:

@@ -86,6 +86,11 @@ class Family:
     scale_name:
         What the family's extra positive parameter is called in summaries (σ and b are
         ``scale``; a shape, a dispersion or a concentration say so).
+    components:
+        A mixture of ``spec.components`` = K components: ``η`` has 2K − 1 columns, the K
+        component means then the K − 1 mixing logits against component 0's (whose logit is
+        0), and the scale is one σₖ per component (sites ``weight`` (d, K), ``bias`` (K,),
+        ``scale`` (K,), ``mixing`` (K − 1,) for a linear mean).
     quantile:
         ``(q, loc, scale, df) → numpy array``: the quantile function of one observation's
         predictive distribution (prediction intervals); None where there is no location-scale
@@ -135,6 +140,7 @@ class Family:
     scale_name: str = "scale"
     inner_link: Optional[Callable] = None
     scale_in_prediction: bool = False
+    components: bool = False
 
     @property
     def row_scales(self) -> bool:

@@ -26,7 +26,8 @@ Modules, by method: :mod:`.problem` (standardised coordinates), :mod:`.closed_fo
 (LAPACK; a learned scale by the envelope condition), :mod:`.lp` (HiGHS), :mod:`.conic`
 (Clarabel), :mod:`.libraries` (scikit-learn, statsmodels), :mod:`.mm` (EM / MM over
 LAPACK steps) and :mod:`.verified` (our other loops),
-:mod:`.torch_nll` (torch-only likelihoods), :mod:`.dispatch` (routes and the public
+:mod:`.torch_nll` (torch-only likelihoods), :mod:`.mixture` (EM for mixtures of regressions),
+:mod:`.dispatch` (routes and the public
 functions). Each family names its routes
 (``Family.references``); the rest go to the verified solvers.
 
@@ -53,6 +54,9 @@ studentt (MLE, normal,  EM / majorise-minimise, every step a LAPACK weighted   v
   studentt, cauchy);    ridge (:mod:`.mm`), certified by the smooth
 gaussian + studentt /   first-order conditions
   cauchy prior
+gaussian_mixture       EM for a mixture of linear regressions (ECM, an MM     verified
+  (MLE, normal,        step for a heavy-tailed prior), best of 10 random-line
+  studentt, cauchy)    starts, certified by the first-order conditions
 other smooth, no        trust-exact + MINPACK lm from several starts           verified
   classical solver      (GLMs with studentt / cauchy priors)
 kinked and non-convex  smoothing continuation + active-set polish, from       verified

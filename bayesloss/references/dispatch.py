@@ -17,7 +17,7 @@ from ..engine.policy import entry_point
 from ..results import Fit
 from ..spec import ModelSpec, check_data, feature_names, make_spec, with_changes
 # the solver modules register their routes in ROUTES on import
-from . import closed_form, conic, hetero, libraries, lp, mm, torch_nll, verified  # noqa: F401
+from . import closed_form, conic, hetero, libraries, lp, mixture, mm, torch_nll, verified  # noqa: F401
 from .problem import _standardise, solver_of
 
 
@@ -53,6 +53,7 @@ def reference_fit(
     prior_df: float = 3.0,
     fit_intercept: bool = True,
     penalize_intercept: bool = False,
+    components: Optional[int] = None,
 ) -> Fit:
     """MLE or MAP of the model by an independent, trusted solver (see the module docstring).
 
@@ -66,7 +67,8 @@ def reference_fit(
     """
     spec = make_spec(likelihood, estimator=estimator, prior=prior, prior_scale=prior_scale,
                      noise_scale=noise_scale, df=df, prior_df=prior_df,
-                     fit_intercept=fit_intercept, penalize_intercept=penalize_intercept)
+                     fit_intercept=fit_intercept, penalize_intercept=penalize_intercept,
+                     components=components)
     names = feature_names(X)  # a DataFrame's columns label the weights, as in fit()
     X, y = check_data(X, y, spec)
     solver = solver_of(spec)
@@ -84,7 +86,7 @@ def reference_fit(
     info = dict(sol.info)
     info.setdefault("kind", solver.kind)
     head = None if sol.head is None else pb.head_to_user(sol.head)
-    return Fit.build(spec, X, y, coef, intercept, scale, scale_head=head,
+    return Fit.build(spec, X, y, coef, intercept, scale, scale_head=head, mixing=sol.mixing,
                      converged=bool(sol.converged),
                      n_iter=int(sol.n_iter), grad_norm=float(sol.grad_norm),
                      method=reference_method(spec), seed=None, info=info, feature_names=names)

@@ -59,7 +59,8 @@ class _Problem:
 
     @property
     def shape(self) -> tuple:
-        return (self.p, self.n_out) if self.spec.family.multiclass else (self.p,)
+        wide = self.spec.family.multiclass or self.spec.family.components
+        return (self.p, self.n_out) if wide else (self.p,)
 
     @property
     def fixed_scale(self):
@@ -124,7 +125,7 @@ def _standardise(spec: ModelSpec, X: np.ndarray, y: np.ndarray) -> _Problem:
     if spec.fit_intercept:
         Z = np.column_stack([Z, np.ones(X.shape[0])])
         tau = np.append(tau, np.inf)
-    n_out = int(y.max()) + 1 if family.multiclass else 1
+    n_out = int(y.max()) + 1 if family.multiclass else (spec.components or 1)
     if family.multiclass:
         t = y.astype(np.int64)
     return _Problem(spec, X, y, Z, t, n_out, tau, x_shift, x_scale, y_shift, y_scale)
@@ -141,6 +142,7 @@ class _Solution:
     grad_norm: float = float("nan")
     info: dict = field(default_factory=dict)
     head: Optional[tuple] = None  # (α, γ) of a log-scale head (hetero_gaussian), standardised
+    mixing: Optional[np.ndarray] = None  # a mixture's K − 1 mixing logits (gaussian_mixture)
 
 
 def _catch(fn, *args, **kwargs):
