@@ -6,7 +6,7 @@ Nothing here downloads: the real sets come from scikit-learn and statsmodels' bu
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -26,6 +26,9 @@ class Dataset:
     truth: Optional[dict] = None
     """For generated data, the true parameters by model site (``weight``, ``bias``, ``scale``)
     on the user's scale, so experiments can score estimation error; None for real data."""
+    inputs: dict = field(default_factory=dict)
+    """Known per-row inputs the likelihood needs besides ``y`` (binomial: ``{"trials": nᵢ}``):
+    ``fit(d.X, d.y, likelihood, **d.inputs)``."""
 
 
 def make_synthetic(
@@ -70,6 +73,9 @@ def make_synthetic(
         truth["scale_weight"] = scale_effect / col_scale
         truth["scale_bias"] = math.log(noise) - offset @ truth["scale_weight"]
     sigma = noise * np.exp(Z @ scale_effect) if family.scale_head else noise
+    inputs = {}
+    if family.row_input:  # a known per-row input (binomial's trials) is the second parameter
+        sigma = inputs[family.row_input] = family.synthetic_input(rng, n)
     y = family.sample(rng, base + gain * eta, sigma, df)
     if family.has_scale:
         truth["scale"] = float(noise)
@@ -83,6 +89,7 @@ def make_synthetic(
         feature_names=tuple(f"x{j}" for j in range(d)),
         source=f"make_synthetic({likelihood!r}, n={n}, d={d}, seed={seed})",
         truth=truth,
+        inputs=inputs,
     )
 
 

@@ -221,7 +221,7 @@ def build_network_model(
         if family.scale_head:
             scale_params = scale_network.sample(
                 weight_prior, weight_prior if spec.penalize_intercept else None)
-        elif family.has_scale:
+        elif family.has_scale or family.row_input:  # (a row input is always fixed)
             if fixed_scale is None:
                 flat_positive = dist.LogNormal(torch.zeros((), dtype=DTYPE), 1.0).mask(False)
                 scale = pyro.sample("scale", flat_positive)

@@ -393,6 +393,7 @@ def posterior(
     prior: Optional[str] = "normal",
     prior_scale: float = 1.0,
     noise_scale: Optional[float] = None,
+    trials=None,
     df: float = 4.0,
     prior_df: float = 3.0,
     fit_intercept: bool = True,
@@ -420,7 +421,7 @@ def posterior(
     X, y, likelihood, data:
         As in :func:`bayesloss.fit`: a formula in ``X``'s place, with ``data=`` its frame,
         names the features as statsmodels does.
-    prior_scale, noise_scale, df, prior_df, fit_intercept, penalize_intercept:
+    prior_scale, noise_scale, trials, df, prior_df, fit_intercept, penalize_intercept:
         As in :func:`bayesloss.fit`. The intercept is flat unless ``penalize_intercept``; a
         learned scale is flat on (0, ∞).
     prior:
@@ -463,10 +464,11 @@ def posterior(
         return call_with_formula(posterior, locals())
     check_sampling_args(method, chains, warmup, draws)
     model_kw = dict(prior="normal" if prior is None else prior, prior_scale=prior_scale,
-                    noise_scale=noise_scale, df=df, prior_df=prior_df,
+                    noise_scale=noise_scale, trials=trials, df=df, prior_df=prior_df,
                     fit_intercept=fit_intercept, penalize_intercept=penalize_intercept)
     spec = make_spec(likelihood, estimator="mle" if prior is None else "map", **model_kw)
-    if spec.family.scale_head or spec.row_scales:
+    # (a known per-row input, binomial's trials, is data: only per-row σᵢ are refused)
+    if spec.family.scale_head or (spec.row_scales and not spec.family.row_input):
         raise ValueError("posterior() samples models whose noise scale is one number (its "
                          "starts, draws and summaries read weight, bias, scale); "
                          + ("per-row σᵢ are" if spec.row_scales else f"{likelihood}'s σ(x) head is")

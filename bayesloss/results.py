@@ -391,17 +391,38 @@ class Fit:
         """``η = X coef_ + intercept_``."""
         return linear_predictor(self.spec, self._checked(X), self.coef_, self.intercept_).numpy()
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X, trials=None) -> np.ndarray:
         """A point prediction from the predictive distribution at the estimate: its mode.
 
         gaussian and hetero_gaussian: the mean (= median = mode); laplace: the location, which
         is the median (and mode) — the minimiser of absolute error; studentt: the location
         (median and mode; also the mean for ν > 1); bernoulli / categorical: the most probable
         class; poisson: the mode ⌊μ⌋ of Poisson(μ), an integer count, not the mean μ (use
-        :meth:`predict_mean` for μ = exp(η))."""
-        out = self.spec.family.predict(torch.as_tensor(self.linear_predictor(X))).numpy()
+        :meth:`predict_mean` for μ = exp(η)); gamma, negative_binomial, beta: the mode at the
+        fitted shape, α or φ; binomial: the most probable number of successes out of
+        ``trials`` (the rows' nᵢ; needed where the fit's trials were per row)."""
+        eta = torch.as_tensor(self.linear_predictor(X))
+        out = self.spec.family.predict(eta, self._second_parameter(eta.shape[0], trials)).numpy()
         # class labels as integers; Poisson modes stay float, where an overflow shows as inf
         return out.astype(np.int64) if self.spec.family.classifier else out
+
+    def _second_parameter(self, n: int, trials):
+        """The family's second parameter for ``n`` new rows: its row input (``trials``, or the
+        fit's one number), else the fitted or fixed scale (None where there is none)."""
+        spec, name = self.spec, self.spec.family.row_input
+        if name is None:
+            if trials is not None:
+                raise ValueError(f"trials= is for binomial fits; this is {spec.likelihood}")
+            return None if self.scale_ is None else torch.tensor(float(self.scale_))
+        if trials is None:
+            if spec.row_scales:
+                raise ValueError(f"this fit's {name} were per row: pass {name}= with those of "
+                                 "the rows of X")
+            return torch.tensor(float(spec.noise_scale))
+        values = np.asarray(make_spec(spec.likelihood, trials=trials).noise_scale)
+        if values.ndim and values.shape[0] != n:
+            raise ValueError(f"{name} must give one value per row of X ({n}); got {values.shape}")
+        return torch.as_tensor(values)
 
     def predict_mean(self, X) -> np.ndarray:
         """The predictive mean E[y | x]: η for gaussian, hetero_gaussian, laplace and studentt

@@ -19,7 +19,8 @@ gaussian
 =============  ==========================  ==================================================
 
 The package: :mod:`~bayesloss.families.base` holds the record and the shared target checks,
-:mod:`~bayesloss.families.classic` the seven families above. A new family is one entry in one
+:mod:`~bayesloss.families.classic` the seven families above, :mod:`~bayesloss.families.glm`
+binomial (successes out of known trials), gamma, negative_binomial and beta. A new family is one entry in one
 module here, its reference route in :mod:`bayesloss.references`, and its tests.
 """
 
@@ -27,9 +28,10 @@ from __future__ import annotations
 
 from .base import SUPPORTS, Family
 from .classic import CLASSIC
+from .glm import GLM
 
 #: Every registered family by name. A new family is one entry in one of this package's modules.
-FAMILIES: dict[str, Family] = {**CLASSIC}
+FAMILIES: dict[str, Family] = {**CLASSIC, **GLM}
 
 
 def get_family(name: str) -> Family:

@@ -39,7 +39,9 @@ class Family:
     nll_from_loss:
         ``(loss, y, scale, df) → tensor``: the NLL written through the loss (the identity above).
     predict:
-        ``η → point prediction``: the mode of the predictive distribution.
+        ``(η, s) → point prediction``: the mode of the predictive distribution, given the
+        family's second parameter ``s`` (its fitted or fixed scale, or its known per-row
+        input; None where it has none, or where the mode does not depend on it).
     mean:
         ``η → E[y]`` (probabilities for bernoulli / categorical).
     check_target:
@@ -86,6 +88,15 @@ class Family:
     scale_name:
         What the family's extra positive parameter is called in summaries (σ and b are
         ``scale``; a shape, a dispersion or a concentration say so).
+    row_input:
+        The name of a known per-row input the likelihood needs besides ``y`` (binomial:
+        ``"trials"``, the number of trials nᵢ), or None. It is the family's second parameter
+        and travels where a fixed scale does (``ModelSpec.noise_scale``, the model's ``scale``
+        argument, ``β = log s`` in ``numpy_terms``), so it follows its rows through minibatches,
+        Laplace covariances, posteriors and references without plumbing of its own; such a
+        family has no scale to learn, and its ``check_target`` is ``(y, input) → y``.
+    synthetic_input:
+        ``(rng, n) → (n,) values`` of the row input for synthetic data (None without one).
     quantile:
         ``(q, loc, scale, df) → numpy array``: the quantile function of one observation's
         predictive distribution (prediction intervals); None where there is no location-scale
@@ -125,6 +136,8 @@ class Family:
     row_scale_references: dict = field(default_factory=dict)
     support: str = "real"
     scale_name: str = "scale"
+    row_input: Optional[str] = None
+    synthetic_input: Optional[Callable] = None
 
     @property
     def row_scales(self) -> bool:
@@ -192,5 +205,5 @@ def _mean_target(y):
     return float(np.mean(y))
 
 
-def _identity(eta):
+def _identity(eta, s=None):
     return eta
