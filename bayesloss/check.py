@@ -78,8 +78,11 @@ def synthetic_cases() -> list[Case]:
             cases += [Case(data, name, {}), Case(data, name, {"estimator": "map"})]
             continue
         fixed = {"noise_scale": 1.0} if family.has_scale else {}
-        cases.append(Case(data, name, {}))
-        cases += [Case(data, name, {"estimator": "map", "prior": p, **fixed}) for p in PRIORS]
+        # a known per-row input (binomial's trials) comes with the data
+        known = {k: RowScales(tuple(v.tolist())) for k, v in dataset(data).inputs.items()}
+        cases.append(Case(data, name, known))
+        cases += [Case(data, name, {"estimator": "map", "prior": p, **fixed, **known})
+                  for p in PRIORS]
         if family.has_scale:
             cases.append(Case(data, name, {"noise_scale": 1.0}))
             cases.append(Case(data, name, {"estimator": "map", "prior": "normal"}))

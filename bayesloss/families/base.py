@@ -141,8 +141,8 @@ class Family:
 
     @property
     def row_scales(self) -> bool:
-        """Takes known per-row scales (a ``noise_scale`` array)."""
-        return bool(self.row_scale_references)
+        """Takes known per-row scales (a ``noise_scale`` array; a row input is not a scale)."""
+        return bool(self.row_scale_references) and self.row_input is None
 
     @property
     def classifier(self) -> bool:
