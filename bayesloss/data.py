@@ -111,6 +111,18 @@ def _statsmodels(module_name, name):
                    tuple(frame.exog.columns), f"statsmodels.datasets.{module_name}")
 
 
+def _star98() -> Dataset:
+    """STAR98 (statsmodels' binomial GLM example): pupils above the national median maths
+    score (successes) out of those tested (trials) per California school district."""
+    import statsmodels.api as sm
+
+    frame = sm.datasets.star98.load_pandas()
+    above, below = frame.endog.to_numpy(dtype=np.float64).T
+    return Dataset("star98", frame.exog.to_numpy(dtype=np.float64), above,
+                   tuple(frame.exog.columns), "statsmodels.datasets.star98",
+                   inputs={"trials": above + below})
+
+
 def load_dataset(name: str) -> Dataset:
     """Load a real data set shipped inside a package (no download).
 
@@ -126,7 +138,8 @@ def load_dataset(name: str) -> Dataset:
     randhie                   counts      statsmodels; 20,190 × 9 (RAND health insurance)
     stackloss                 real        statsmodels; 21 × 3, the textbook LAD data set
     fair                      real        statsmodels; 6,366 × 8, integer-valued columns
-    scotland                  real        statsmodels; 32 × 7
+    scotland                  positive    statsmodels; 32 × 7 (the Gamma GLM example)
+    star98                    successes   statsmodels; 303 × 20, out of ``inputs["trials"]``
     engel                     real        statsmodels; 235 × 1 (food expenditure, income)
     ========================  ==========  =================================================
     """
@@ -140,6 +153,7 @@ def load_dataset(name: str) -> Dataset:
         "longley": lambda: _statsmodels("longley", "longley"),
         "cpunish": lambda: _statsmodels("cpunish", "cpunish"),
         "randhie": lambda: _statsmodels("randhie", "randhie"),
+        "star98": _star98,
         **{name: (lambda name=name: _statsmodels(name, name))
            for name in ("stackloss", "fair", "scotland", "engel")},
     }

@@ -347,6 +347,10 @@ def test_beta_mle_is_statsmodels_beta_model():
     assert ours.converged
     _close(np.r_[_params(ours), math.log(ours.scale_)], res.params)
     assert -ours.nll == pytest.approx(res.llf, rel=LL_RTOL)
+    # Laplace standard errors: statsmodels' observed information, its precision as log φ
+    # (at the mode the covariance maps by the Jacobian: se(φ) = φ·se(log φ))
+    se = ours.standard_errors()
+    _close(np.r_[se[-2], se[:-2], se[-1] / ours.scale_], res.bse, rtol=1e-5)
 
 
 # --- the shared machinery ---------------------------------------------------------------------
