@@ -333,24 +333,36 @@ def test_negative_binomial_on_randhie():
 # --- beta -------------------------------------------------------------------------------------
 
 
-def test_beta_mle_is_statsmodels_beta_model():
+def _check_beta(X, y):
     from statsmodels.othermod.betareg import BetaModel
 
-    rng, X = _design()
-    mu = 1 / (1 + np.exp(-(0.2 + X @ [0.5, -0.3, 0.4])))
-    y = rng.beta(mu * 8.0, (1 - mu) * 8.0)
     ours = bayesloss.fit(X, y, "beta")
     model = BetaModel(y, sm.add_constant(X))
-    start = model.fit(method="bfgs", maxiter=2000, disp=False)
+    start = model.fit(method="bfgs", maxiter=5000, disp=False)
     res = model.fit(start_params=start.params, method="newton", tol=1e-14, maxiter=200,
                     disp=False)
     assert ours.converged
     _close(np.r_[_params(ours), math.log(ours.scale_)], res.params)
     assert -ours.nll == pytest.approx(res.llf, rel=LL_RTOL)
+    return ours, res
+
+
+def test_beta_mle_is_statsmodels_beta_model():
+    rng, X = _design()
+    mu = 1 / (1 + np.exp(-(0.2 + X @ [0.5, -0.3, 0.4])))
+    y = rng.beta(mu * 8.0, (1 - mu) * 8.0)
+    ours, res = _check_beta(X, y)
     # Laplace standard errors: statsmodels' observed information, its precision as log φ
     # (at the mode the covariance maps by the Jacobian: se(φ) = φ·se(log φ))
     se = ours.standard_errors()
     _close(np.r_[se[-2], se[:-2], se[-1] / ours.scale_], res.bse, rtol=1e-5)
+
+
+def test_beta_on_star98_shares():
+    """Real proportions: STAR98's share of pupils above the national median, per district."""
+    data = sm.datasets.star98.load_pandas()
+    above, below = data.endog.to_numpy(float).T
+    _check_beta(data.exog.to_numpy(float)[:, :6], above / (above + below))
 
 
 # --- the shared machinery ---------------------------------------------------------------------
