@@ -57,9 +57,11 @@ TRAINING_DATA = "training: "  # check's rows that compare PyTorch-loss training 
 def _case(row) -> str:
     """A check case in a few words: likelihood, estimator, prior and the noise scale."""
     scale = str(row["scale"])
+    family = FAMILIES.get(row["family"])  # σ and b are "scale"; a shape, α or φ say so
+    name = "σ" if family is None or family.scale_name == "scale" else family.scale_name
     words = [row["family"], row["estimator"], row["prior"],
-             "σ learned" if scale == "learned" else "σᵢ known" if scale.startswith("per row")
-             else f"σ = {scale}" if scale else ""]
+             f"{name} learned" if scale == "learned" else "σᵢ known" if scale.startswith("per row")
+             else f"{name} = {scale}" if scale else ""]
     return " ".join(w for w in words if w)
 
 

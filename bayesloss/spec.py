@@ -334,8 +334,10 @@ def check_data(X, y, spec: ModelSpec, *, stats: bool = False):
     if not np.isfinite(as_float).all():
         raise ValueError("y contains NaN or inf")
     if spec.row_scales and len(spec.noise_scale) != y_arr.shape[0]:
-        raise ValueError(f"{spec.family.row_input or 'noise_scale'} has "
-                         f"{len(spec.noise_scale)} per-row values but X has {y_arr.shape[0]} rows")
+        name, what = ((spec.family.row_input, "values") if spec.family.row_input
+                      else ("noise_scale", "scales"))
+        raise ValueError(f"{name} has {len(spec.noise_scale)} per-row {what} but X has "
+                         f"{y_arr.shape[0]} rows")
     y_arr = (spec.family.check_target(y_arr, np.asarray(spec.noise_scale))
              if spec.family.row_input else spec.family.check_target(y_arr))
     if spec.learns_scale and np.ptp(y_arr) == 0:
