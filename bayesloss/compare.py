@@ -40,6 +40,7 @@ and an even number of classes, whose class shift is not identified).
 
 from __future__ import annotations
 
+import inspect
 from typing import Optional
 
 import numpy as np
@@ -170,7 +171,9 @@ def compare(
     """
     ours = pyro_fit(X, y, likelihood, optimizer=optimizer, batch_size=batch_size, seed=seed,
                     **kwargs)
-    model_kwargs = {k: v for k, v in kwargs.items() if k in ModelSpec.__dataclass_fields__}
+    # the model's keywords (binomial's trials too): those reference_fit takes
+    model_kwargs = {k: v for k, v in kwargs.items()
+                    if k in inspect.signature(reference_fit).parameters}
     ref = reference_fit(X, y, likelihood, **model_kwargs)
     return comparison_table(ours, ref, X, y, data=data, optimizer=optimizer,
                             batch_size=batch_size)

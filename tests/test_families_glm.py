@@ -407,3 +407,19 @@ def test_adam_minibatches_keep_each_rows_trials():
                          **d.inputs)
     sx = d.X.std(0)
     assert np.abs((mini.coef_ - full.coef_) * sx).max() < 2e-2
+
+
+def test_cli_binomial_reads_the_trials_column(tmp_path, capsys, grouped):
+    """``bayesloss check --trials COLUMN``: the trials column is data, not a feature, and the
+    one case passes against the reference."""
+    import pandas as pd
+
+    from bayesloss.cli import main
+
+    X, y, trials = grouped
+    path = tmp_path / "grouped.csv"
+    pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "succ": y, "n": trials}).to_csv(path, index=False)
+    assert main(["check", "--family", "binomial", "--data", str(path), "--target", "succ",
+                 "--trials", "n"]) == 0
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith("PASS") and "n = 600, d = 2" in out  # features a, b only
