@@ -367,8 +367,10 @@ def fit_network(X, y, spec: ModelSpec, solver: Solver, *, hidden=(32, 32),
     """
     hidden = check_network(hidden, activation, spec)
     if spec.row_scales:
-        raise ValueError("per-row noise_scale (known σᵢ) is for mean='linear'; a network mean "
-                         "takes one number or a learned scale")
+        known = spec.family.row_input
+        raise ValueError((f"per-row {known} are" if known else "per-row noise_scale (known σᵢ) is")
+                         + " for mean='linear'; a network mean takes one number"
+                         + ("" if known else " or a learned scale"))
     with warnings.catch_warnings():  # a network's MLE is never unique (its units permute)
         warnings.simplefilter("ignore", IdentifiabilityWarning)
         X, y = check_data(X, y, spec)
