@@ -86,8 +86,10 @@ def synthetic_cases() -> list[Case]:
             cases += [Case(data, name, {}), Case(data, name, {"estimator": "map"})]
             continue
         fixed = {"noise_scale": 1.0} if family.has_scale else {}
-        cases.append(Case(data, name, {}))
-        cases += [Case(data, name, {"estimator": "map", "prior": p, **fixed}) for p in PRIORS]
+        known = _known(data)
+        cases.append(Case(data, name, known))
+        cases += [Case(data, name, {"estimator": "map", "prior": p, **fixed, **known})
+                  for p in PRIORS]
         if family.has_scale:
             cases.append(Case(data, name, {"noise_scale": 1.0}))
             cases.append(Case(data, name, {"estimator": "map", "prior": "normal"}))
@@ -95,6 +97,11 @@ def synthetic_cases() -> list[Case]:
             cases += [Case(data, name, {"noise_scale": row_scales()}),
                       Case(data, name, {"estimator": "map", "noise_scale": row_scales()})]
     return cases
+
+
+def _known(data: str) -> dict:
+    """The known per-row inputs a data set comes with (binomial's trials), as fit keywords."""
+    return {k: RowScales(tuple(v.tolist())) for k, v in dataset(data).inputs.items()}
 
 
 def row_scales(n: int = SYNTHETIC_N, seed: int = 0) -> RowScales:
@@ -131,6 +138,11 @@ def real_cases() -> list[Case]:
         Case("fair", "laplace", {"estimator": "map", "prior": "laplace", "prior_scale": 0.05,
                                  "noise_scale": 1.0}),
         Case("randhie", "laplace", {}),
+        # the GLM families on their textbook data sets
+        Case("scotland", "gamma", {}),
+        Case("star98", "binomial", _known("star98")),
+        Case("star98", "binomial", {"estimator": "map", "prior": "normal", **_known("star98")}),
+        Case("randhie", "negative_binomial", {}),
     ]
 
 

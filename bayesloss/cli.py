@@ -17,6 +17,7 @@ import argparse
 import sys
 import textwrap
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -57,9 +58,11 @@ TRAINING_DATA = "training: "  # check's rows that compare PyTorch-loss training 
 def _case(row) -> str:
     """A check case in a few words: likelihood, estimator, prior and the noise scale."""
     scale = str(row["scale"])
+    family = FAMILIES.get(row["family"])  # σ and b are "scale"; a shape, α or φ say so
+    name = "σ" if family is None or family.scale_name == "scale" else family.scale_name
     words = [row["family"], row["estimator"], row["prior"],
-             "σ learned" if scale == "learned" else "σᵢ known" if scale.startswith("per row")
-             else f"σ = {scale}" if scale else ""]
+             f"{name} learned" if scale == "learned" else "σᵢ known" if scale.startswith("per row")
+             else f"{name} = {scale}" if scale else ""]
     return " ".join(w for w in words if w)
 
 
@@ -117,8 +120,17 @@ def _load(args, likelihood: str, default: Optional[str] = None):
         raise ValueError(f"--data {args.data}: say which column to predict with --target "
                          "COLUMN")
     features = [c.strip() for c in args.features.split(",")] if args.features else None
+    trials = getattr(args, "trials", None)
+    if trials and features is None:  # binomial's trials column is data, not a feature
+        features = [str(c) for c in read_table(args.data).columns
+                    if str(c) not in (args.target, trials)]
     data, classes = load_table(args.data, args.target, features,
                                labels=likelihood in LABEL_LIKELIHOODS)
+    if trials:
+        frame = read_table(args.data)
+        if trials not in frame.columns:
+            raise ValueError(f"no trials column {trials!r} in {args.data}")
+        data = replace(data, inputs={"trials": frame[trials].to_numpy(dtype=np.float64)})
     if classes is not None:
         print(f"target {args.target!r} encoded as: "
               + ", ".join(f"{k} = {c}" for k, c in enumerate(classes)))
@@ -181,7 +193,8 @@ def _check_one(args) -> int:
     likelihood = args.family[0]
     data = _load(args, likelihood)
     rows = compare(_frame(data), data.y, likelihood, data=data.name, optimizer=args.optimizer,
-                   batch_size=args.batch_size, seed=args.seed, **_model_kwargs(args))
+                   batch_size=args.batch_size, seed=args.seed, **_model_kwargs(args),
+                   **data.inputs)
     summary = summarize(rows)
     if args.out:
         _write_check(args.out, rows, summary)
@@ -253,12 +266,12 @@ def _fit(args) -> int:
         d = _load(args, args.likelihood)
     X = _frame(d)
     ours = fit(X, d.y, args.likelihood, optimizer=args.optimizer, batch_size=args.batch_size,
-               seed=args.seed, progress=interactive(), **model)
+               seed=args.seed, progress=interactive(), **model, **d.inputs)
     print(f"data: {d.name} ({d.source.split(';')[0]}), n = {d.X.shape[0]}, d = {d.X.shape[1]}")
     print(ours.summary())
     if args.reference:
         print()
-        print(reference_fit(X, d.y, args.likelihood, **model).summary())
+        print(reference_fit(X, d.y, args.likelihood, **model, **d.inputs).summary())
     return 0 if ours.converged else 1
 
 
@@ -267,6 +280,9 @@ def _data_args(parser, default_help: str) -> None:
                         help=f"{default_help}, or a file of yours: PATH.csv or PATH.parquet "
                         "(with --target)")
     parser.add_argument("--target", default=None, help="the column to predict (data file)")
+    parser.add_argument("--trials", default=None, metavar="COLUMN",
+                        help="binomial: the column of each row's number of trials (data file; "
+                        "not a feature; built-in sets carry theirs)")
     parser.add_argument("--features", default=None,
                         help="comma-separated columns to predict it from (data file; default: "
                         "every other column)")
@@ -373,7 +389,7 @@ def _posterior(args) -> int:
                      fit_intercept=fit_intercept,
                      noise_scale=args.noise_scale, df=args.df, method=args.method,
                      chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
-                     progress=False if args.quiet else None)
+                     progress=False if args.quiet else None, **d.inputs)
     print(f"data: {d.name}, n = {d.X.shape[0]}, d = {d.X.shape[1]};  {post!r};  "
           f"chains: {post.info['chains']}")
     table = post.summary()

@@ -41,6 +41,7 @@ and an even number of classes, whose class shift is not identified).
 
 from __future__ import annotations
 
+import inspect
 from typing import Optional
 
 import numpy as np
@@ -49,7 +50,8 @@ import pandas as pd
 from .engine.policy import entry_point
 from .inference import fit as pyro_fit
 from .references import reference_fit
-from .results import Fit, Table
+from .labels import Table
+from .results import Fit
 from .spec import ModelSpec
 
 COLUMNS = [
@@ -168,12 +170,14 @@ def compare(
     Takes the keywords of :func:`bayesloss.fit` (the model ones go to both fits). Returns one
     row per parameter (family, estimator, prior, ours, reference, abs and rel error, tolerance,
     passed) plus the objective-gap row; see :func:`tolerances` for the tolerances. The
-    :class:`~bayesloss.results.Table` prints whole (``print(compare(…))`` shows every column);
+    :class:`~bayesloss.labels.Table` prints whole (``print(compare(…))`` shows every column);
     with a DataFrame ``X`` the weights are named by its columns.
     """
     ours = pyro_fit(X, y, likelihood, optimizer=optimizer, batch_size=batch_size, seed=seed,
                     **kwargs)
-    model_kwargs = {k: v for k, v in kwargs.items() if k in ModelSpec.__dataclass_fields__}
+    # the model's keywords (binomial's trials too): those reference_fit takes
+    model_kwargs = {k: v for k, v in kwargs.items()
+                    if k in inspect.signature(reference_fit).parameters}
     ref = reference_fit(X, y, likelihood, **model_kwargs)
     return comparison_table(ours, ref, X, y, data=data, optimizer=optimizer,
                             batch_size=batch_size)

@@ -6,7 +6,7 @@ Nothing here downloads: the real sets come from scikit-learn and statsmodels' bu
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -27,6 +27,9 @@ class Dataset:
     truth: Optional[dict] = None
     """For generated data, the true parameters by model site (``weight``, ``bias``, ``scale``)
     on the user's scale, so experiments can score estimation error; None for real data."""
+    inputs: dict = field(default_factory=dict)
+    """Known per-row inputs the likelihood needs besides ``y`` (binomial: ``{"trials": nᵢ}``):
+    ``fit(d.X, d.y, likelihood, **d.inputs)``."""
 
 
 def make_synthetic(
@@ -81,6 +84,9 @@ def make_synthetic(
         truth["scale_weight"] = scale_effect / col_scale
         truth["scale_bias"] = math.log(noise) - offset @ truth["scale_weight"]
     sigma = noise * np.exp(Z @ scale_effect) if family.scale_head else noise
+    inputs = {}
+    if family.row_input:  # a known per-row input (binomial's trials) is the second parameter
+        sigma = inputs[family.row_input] = family.synthetic_input(rng, n)
     if family.inner_link is None:
         predictor = base + gain * eta
     else:
@@ -102,6 +108,7 @@ def make_synthetic(
         feature_names=tuple(f"x{j}" for j in range(d)),
         source=f"make_synthetic({likelihood!r}, n={n}, d={d}, seed={seed})",
         truth=truth,
+        inputs=inputs,
     )
 
 
@@ -123,6 +130,18 @@ def _statsmodels(module_name, name):
                    tuple(frame.exog.columns), f"statsmodels.datasets.{module_name}")
 
 
+def _star98() -> Dataset:
+    """STAR98 (statsmodels' binomial GLM example): pupils above the national median maths
+    score (successes) out of those tested (trials) per California school district."""
+    import statsmodels.api as sm
+
+    frame = sm.datasets.star98.load_pandas()
+    above, below = frame.endog.to_numpy(dtype=np.float64).T
+    return Dataset("star98", frame.exog.to_numpy(dtype=np.float64), above,
+                   tuple(frame.exog.columns), "statsmodels.datasets.star98",
+                   inputs={"trials": above + below})
+
+
 def load_dataset(name: str) -> Dataset:
     """Load a real data set shipped inside a package (no download).
 
@@ -138,7 +157,8 @@ def load_dataset(name: str) -> Dataset:
     randhie                   counts      statsmodels; 20,190 × 9 (RAND health insurance)
     stackloss                 real        statsmodels; 21 × 3, the textbook LAD data set
     fair                      real        statsmodels; 6,366 × 8, integer-valued columns
-    scotland                  real        statsmodels; 32 × 7
+    scotland                  positive    statsmodels; 32 × 7 (the Gamma GLM example)
+    star98                    successes   statsmodels; 303 × 20, out of ``inputs["trials"]``
     engel                     real        statsmodels; 235 × 1 (food expenditure, income)
     ========================  ==========  =================================================
     """
@@ -152,6 +172,7 @@ def load_dataset(name: str) -> Dataset:
         "longley": lambda: _statsmodels("longley", "longley"),
         "cpunish": lambda: _statsmodels("cpunish", "cpunish"),
         "randhie": lambda: _statsmodels("randhie", "randhie"),
+        "star98": _star98,
         **{name: (lambda name=name: _statsmodels(name, name))
            for name in ("stackloss", "fair", "scotland", "engel")},
     }

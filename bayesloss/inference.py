@@ -83,6 +83,7 @@ def fit(
     prior: Optional[str] = None,
     prior_scale: Optional[float] = None,
     noise_scale: Optional[float] = None,
+    trials=None,
     df: float = 4.0,
     prior_df: Optional[float] = None,
     fit_intercept: bool = True,
@@ -133,7 +134,11 @@ def fit(
         MAP only: an MLE fit given any of them warns (:class:`~bayesloss.spec.PriorWarning`)
         that the prior is off.
     noise_scale:
-        Fixed σ (gaussian, studentt) or b (laplace); None learns it (flat prior on (0, ∞)).
+        Fixed σ (gaussian, studentt), b (laplace), shape (gamma), α (negative_binomial) or φ
+        (beta); None learns it (flat prior on (0, ∞)).
+    trials:
+        binomial's number of trials nᵢ (``y`` counts successes out of them): one positive
+        integer, or one per row (1 for 0/1 outcomes: the bernoulli model).
     df:
         Degrees of freedom of the Student-t likelihood.
     optimizer:
@@ -188,7 +193,7 @@ def fit(
     solver = Solver(optimizer, batch_size, seed, tol, max_iter, num_steps, lr, check_every,
                     progress)
     given = prior_keywords(prior, prior_scale, prior_df)
-    model = dict(estimator=estimator, noise_scale=noise_scale, df=df,
+    model = dict(estimator=estimator, noise_scale=noise_scale, trials=trials, df=df,
                  fit_intercept=fit_intercept, penalize_intercept=penalize_intercept,
                  components=components)
     if mean not in ("linear", "mlp"):

@@ -144,7 +144,7 @@ def build_model(
         if family.scale_head:
             scale_weight = pyro.sample("scale_weight", flat((n_features,), dtype))
             scale_bias = pyro.sample("scale_bias", flat((), dtype))
-        elif family.has_scale:
+        elif family.has_scale or family.row_input:  # (a row input is always fixed)
             if fixed_scale is None:
                 # flat on (0, ∞): a masked LogNormal keeps the positive support for AutoDelta
                 flat_positive = dist.LogNormal(torch.zeros(s_shape, dtype=dtype), 1.0)

@@ -57,7 +57,8 @@ from .neural import (
     DTYPE, NETWORK_MAX_ITER, MLPMean, NetworkFit, build_network_model,
     check_network, evaluate_network, initial_state, network_prior,
 )
-from .results import Fit, Report, Table, as_tensor
+from .labels import Report, Table
+from .results import Fit, as_tensor
 from .spec import (
     IdentifiabilityWarning, check_data, feature_names, make_spec,
     warn_prior_off,

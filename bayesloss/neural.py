@@ -221,7 +221,7 @@ def build_network_model(
         if family.scale_head:
             scale_params = scale_network.sample(
                 weight_prior, weight_prior if spec.penalize_intercept else None)
-        elif family.has_scale:
+        elif family.has_scale or family.row_input:  # (a row input is always fixed)
             if fixed_scale is None:
                 flat_positive = dist.LogNormal(torch.zeros(s_shape, dtype=DTYPE), 1.0)
                 flat_positive = flat_positive.to_event(1) if s_shape else flat_positive
@@ -357,8 +357,10 @@ def fit_network(X, y, spec: ModelSpec, solver: Solver, *, hidden=(32, 32),
     """
     hidden = check_network(hidden, activation, spec)
     if spec.row_scales:
-        raise ValueError("per-row noise_scale (known σᵢ) is for mean='linear'; a network mean "
-                         "takes one number or a learned scale")
+        known = spec.family.row_input
+        raise ValueError((f"per-row {known} are" if known else "per-row noise_scale (known σᵢ) is")
+                         + " for mean='linear'; a network mean takes one number"
+                         + ("" if known else " or a learned scale"))
     with warnings.catch_warnings():  # a network's MLE is never unique (its units permute)
         warnings.simplefilter("ignore", IdentifiabilityWarning)
         X, y = check_data(X, y, spec)

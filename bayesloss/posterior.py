@@ -45,7 +45,8 @@ from .engine.policy import entry_point
 from .families import FAMILIES
 from .inference import fit
 from .potential import GaussianApproximation, Potential, laplace_approximation
-from .results import Fit, Table, feature_labels, parameter_label
+from .labels import Table, feature_labels, parameter_label
+from .results import Fit
 from .spec import IdentifiabilityWarning, check_data, feature_names as frame_names, make_spec
 
 METHODS = ("nuts", "laplace")
@@ -116,13 +117,13 @@ class Posterior:
         ``arviz.InferenceData`` with ``posterior`` (the model's sites ``weight`` over the
         ``feature`` dimension, whose coordinates are :attr:`feature_names`, ``bias``, ``scale``
         when learned; tables and figures name each scalar by
-        :func:`~bayesloss.results.parameter_label`), ``sample_stats`` (NUTS: ``energy``, ``step_size``, ``diverging``),
+        :func:`~bayesloss.labels.parameter_label`), ``sample_stats`` (NUTS: ``energy``, ``step_size``, ``diverging``),
         ``log_likelihood`` and ``posterior_predictive`` (``obs``), ``observed_data``.
     mean_, cov_:
         Posterior mean and covariance of ``[coef…, intercept]`` (coef row-major for
         categorical) in the user's coordinates: exact Gaussian moments for ``"laplace"``,
         sample moments for ``"nuts"``. :attr:`names` labels them
-        (:func:`~bayesloss.results.parameter_label`: ``age``, ``intercept``).
+        (:func:`~bayesloss.labels.parameter_label`: ``age``, ``intercept``).
     mle, map:
         The core's point fits (:func:`bayesloss.fit`); ``mle`` is None where the MLE does not
         exist (separable classes), ``map`` is None for ``prior=None``.
@@ -153,10 +154,10 @@ class Posterior:
     def summary(self) -> Table:
         """ArviZ's summary (mean, sd, HDI, MCSE, ESS, R-hat) with the MLE and the MAP beside
         it, one row per parameter named as in :meth:`Fit.params`
-        (:func:`~bayesloss.results.parameter_label`); the MAP is AutoDelta's mode of the
+        (:func:`~bayesloss.labels.parameter_label`); the MAP is AutoDelta's mode of the
         density of θ (the *constrained* space), labelled so; ``laplace_mode_unconstrained`` is
         the Laplace approximation's mode (the density of ``u``, with ``log σ`` for a learned
-        scale). A :class:`~bayesloss.results.Table`: it prints whole.
+        scale). A :class:`~bayesloss.labels.Table`: it prints whole.
 
         A categorical posterior's per-class weights are identified only relative to one
         another (a shift common to the K classes leaves the likelihood unchanged: only the
@@ -394,6 +395,7 @@ def posterior(
     prior: Optional[str] = "normal",
     prior_scale: float = 1.0,
     noise_scale: Optional[float] = None,
+    trials=None,
     df: float = 4.0,
     prior_df: float = 3.0,
     fit_intercept: bool = True,
@@ -421,7 +423,7 @@ def posterior(
     X, y, likelihood, data:
         As in :func:`bayesloss.fit`: a formula in ``X``'s place, with ``data=`` its frame,
         names the features as statsmodels does.
-    prior_scale, noise_scale, df, prior_df, fit_intercept, penalize_intercept:
+    prior_scale, noise_scale, trials, df, prior_df, fit_intercept, penalize_intercept:
         As in :func:`bayesloss.fit`. The intercept is flat unless ``penalize_intercept``; a
         learned scale is flat on (0, ∞).
     prior:
@@ -472,10 +474,11 @@ def posterior(
             f"fit(X, y, {likelihood!r}, components=K).summary() (its cov_ and "
             "standard_errors())")
     model_kw = dict(prior="normal" if prior is None else prior, prior_scale=prior_scale,
-                    noise_scale=noise_scale, df=df, prior_df=prior_df,
+                    noise_scale=noise_scale, trials=trials, df=df, prior_df=prior_df,
                     fit_intercept=fit_intercept, penalize_intercept=penalize_intercept)
     spec = make_spec(likelihood, estimator="mle" if prior is None else "map", **model_kw)
-    if spec.family.scale_head or spec.row_scales:
+    # (a known per-row input, binomial's trials, is data: only per-row σᵢ are refused)
+    if spec.family.scale_head or (spec.row_scales and not spec.family.row_input):
         raise ValueError("posterior() samples models whose noise scale is one number (its "
                          "starts, draws and summaries read weight, bias, scale); "
                          + ("per-row σᵢ are" if spec.row_scales else f"{likelihood}'s σ(x) head is")
@@ -533,7 +536,7 @@ def posterior(
 
 
 def _coef_layout(potential: Potential, feature_names):
-    """Names (:func:`~bayesloss.results.parameter_label`) and positions in ``u`` of
+    """Names (:func:`~bayesloss.labels.parameter_label`) and positions in ``u`` of
     ``[coef…, intercept]`` (identity-transformed sites)."""
     names, idx = [], []
     for s in potential.sites:
@@ -598,7 +601,7 @@ def shrinkage_path(
     coordinates, exact for a Gaussian likelihood with σ fixed and a normal prior); ``map`` is
     AutoDelta's mode in the constrained space and ``mode`` the Laplace approximation's
     (equal for the coefficients unless a learned scale's Jacobian moves them). ``parameter``
-    names the coefficients as every table does (:func:`~bayesloss.results.parameter_label`:
+    names the coefficients as every table does (:func:`~bayesloss.labels.parameter_label`:
     ``feature_names``, else a DataFrame ``X``'s columns, else ``x0, x1, …``).
     """
     from scipy.stats import norm

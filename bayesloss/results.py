@@ -8,7 +8,6 @@ user's scale and the training data, by the family's own functions and the exact 
 from __future__ import annotations
 
 import functools
-import html
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -19,87 +18,11 @@ import torch
 from pyro import poutine
 
 from .families.mixture import append_mixing
+from .labels import Report, Table, feature_labels, parameter_label
 from .models import build_model, predictor
 from .potential import point_covariance
 from .priors import penalty_mapping
 from .spec import ModelSpec, check_X, feature_names, make_spec
-
-#: the one word for each scalar site in every table and figure
-SITE_LABELS = {"bias": "intercept", "scale": "scale", "mixing": "mixing logit"}
-
-
-def feature_labels(names, d: int) -> tuple[str, ...]:
-    """The names of ``d`` feature columns: a DataFrame's column names (``names``), else
-    ``x0, x1, …`` (scikit-learn's ``get_feature_names_out`` convention)."""
-    if names is None:
-        return tuple(f"x{j}" for j in range(d))
-    if len(names) != d:
-        raise ValueError(f"{len(names)} feature names for {d} columns")
-    return tuple(map(str, names))
-
-
-def parameter_label(site: str, index: tuple = (), features=None) -> str:
-    """The one name of a parameter, used by fit summaries, :meth:`Fit.params`, posterior
-    summaries, figures, ``compare`` tables and sweep exports.
-
-    A weight is named by its feature (``features`` from :func:`feature_labels`): ``age``,
-    ``age[2]`` for class 2; the intercept is ``intercept`` (``intercept[2]``), a noise scale
-    ``scale``; a log σ(x) head's are ``log σ: age`` and ``log σ: intercept``; any other site
-    (a network's layers) by site name and index, ``layers.0.weight[3,1]``; a mixture's scales
-    are ``scale[k]`` and its mixing logits ``mixing logit[k]`` (k ≥ 1, against component 0).
-
-    Parameters
-    ----------
-    site:
-        The model site: ``weight``, ``bias``, ``scale``, ``scale_weight``, ``scale_bias``, or a
-        network's.
-    index:
-        The element's index within the site (``()`` for a scalar).
-    features:
-        The feature names, needed for ``weight`` and ``scale_weight``.
-    """
-    index = tuple(int(i) for i in index)
-    if site in ("weight", "scale_weight"):
-        name, rest = str(features[index[0]]), index[1:]
-        if site == "scale_weight":
-            name = f"log σ: {name}"
-    elif site == "scale_bias":
-        name, rest = "log σ: intercept", index
-    elif site == "mixing":  # a mixture's logit of component k ≥ 1 against component 0
-        name, rest = SITE_LABELS[site], (index[0] + 1,)
-    else:
-        name, rest = SITE_LABELS.get(site, site), index
-    return name + (f"[{','.join(map(str, rest))}]" if rest else "")
-
-
-class Table(pd.DataFrame):
-    """A DataFrame that prints whole: ``print(table)`` shows every row and column (pandas'
-    display options would hide the middle columns behind ``...``), and notebooks render all
-    of it as HTML."""
-
-    @property
-    def _constructor(self):
-        return Table
-
-    def __str__(self) -> str:
-        return self.to_string()
-
-    __repr__ = __str__
-
-    def _repr_html_(self) -> str:
-        return self.to_html(max_rows=None, max_cols=None)
-
-
-class Report(str):
-    """Text that shows as itself at a prompt and as preformatted HTML in a notebook (a plain
-    ``str`` would show its repr, ``\\n`` escapes and all)."""
-
-    def __repr__(self) -> str:
-        return str(self)
-
-    def _repr_html_(self) -> str:
-        return f"<pre>{html.escape(self)}</pre>"
-
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -421,21 +344,44 @@ class Fit:
             eta = append_mixing(eta, as_tensor(self.params_["mixing"]))
         return eta.numpy()
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X, trials=None) -> np.ndarray:
         """A point prediction from the predictive distribution at the estimate: its mode.
 
         gaussian and hetero_gaussian: the mean (= median = mode); laplace: the location, which
         is the median (and mode) — the minimiser of absolute error; studentt: the location
         (median and mode; also the mean for ν > 1); bernoulli / categorical: the most probable
         class; poisson: the mode ⌊μ⌋ of Poisson(μ), an integer count, not the mean μ (use
-        :meth:`predict_mean` for μ = exp(η)); a :class:`~bayesloss.Likelihood`: the mode of
-        its distribution at the estimate (its mean where the distribution has no mode)."""
+        :meth:`predict_mean` for μ = exp(η)); gamma, negative_binomial, beta: the mode at the
+        fitted shape, α or φ; binomial: the most probable number of successes out of
+        ``trials`` (the rows' nᵢ; needed where the fit's trials were per row); a
+        :class:`~bayesloss.Likelihood`: the mode of its distribution at the estimate (its mean
+        where the distribution has no mode)."""
         family = self.spec.family
         if family.scale_in_prediction:
             return _predictive_mode(self._predictive(X))
-        out = family.predict(torch.as_tensor(self.linear_predictor(X))).numpy()
+        eta = torch.as_tensor(self.linear_predictor(X))
+        out = family.predict(eta, self._second_parameter(eta.shape[0], trials)).numpy()
         # class labels as integers; Poisson modes stay float, where an overflow shows as inf
         return out.astype(np.int64) if self.spec.family.classifier else out
+
+    def _second_parameter(self, n: int, trials):
+        """The family's second parameter for ``n`` new rows: its row input (``trials``, or the
+        fit's one number), else the fitted or fixed scale (None where there is none)."""
+        spec, name = self.spec, self.spec.family.row_input
+        if name is None:
+            if trials is not None:
+                raise ValueError(f"trials= is for binomial fits; this is {spec.likelihood}")
+            # one number, or a mixture's σₖ
+            return None if self.scale_ is None else torch.as_tensor(np.asarray(self.scale_, float))
+        if trials is None:
+            if spec.row_scales:
+                raise ValueError(f"this fit's {name} were per row: pass {name}= with those of "
+                                 "the rows of X")
+            return torch.tensor(float(spec.noise_scale))
+        values = np.asarray(make_spec(spec.likelihood, trials=trials).noise_scale)
+        if values.ndim and values.shape[0] != n:
+            raise ValueError(f"{name} must give one value per row of X ({n}); got {values.shape}")
+        return torch.as_tensor(values)
 
     def predict_mean(self, X) -> np.ndarray:
         """The predictive mean E[y | x]: η for gaussian, hetero_gaussian, laplace and studentt

@@ -68,7 +68,9 @@ class ModelSpec:
 
     ``noise_scale=None`` means the family's scale (σ, b) is learned with a flat prior on
     (0, ∞); a number fixes it; :class:`RowScales` fixes one known σᵢ per row (gaussian:
-    the MLE is then weighted least squares, the normal-prior MAP weighted ridge); ``df`` is the Student-t likelihood's degrees of freedom, ``prior_df`` the Student-t
+    the MLE is then weighted least squares, the normal-prior MAP weighted ridge). For a family
+    with a known per-row input (``Family.row_input``: binomial's trials) it holds that input
+    (a number, or :class:`RowScales`), which then travels where a fixed scale does; ``df`` is the Student-t likelihood's degrees of freedom, ``prior_df`` the Student-t
     prior's. ``penalize_intercept`` puts the weight prior on the intercept too.
     ``components`` is K of a mixture family (gaussian_mixture; default 2), None for the others.
     """
@@ -120,9 +122,12 @@ class ModelSpec:
         parts = [str(self.likelihood), self.estimator] + ([self.prior] if self.is_map else [])
         if self.components is not None:
             parts.append(f"K={self.components}")
-        if self.family.has_scale:
-            name = "σ" if self.family.scale_name == "scale" else self.family.scale_name
+        family = self.family
+        if family.has_scale:
+            name = "σ" if family.scale_name == "scale" else family.scale_name
             parts.append(f"{name} learned" if self.learns_scale else f"{name}={self.noise_scale:g}")
+        elif family.row_input:
+            parts.append(f"{family.row_input}={self.noise_scale:g}")
         return "/".join(parts)
 
 
@@ -184,6 +189,25 @@ def _components(likelihood: str, family: Family, components, noise_scale, prior,
         raise ValueError(f"the {likelihood} likelihood takes a smooth prior on the weights "
                          f"(normal, studentt, cauchy); {prior!r} has kinks")
     return int(components)
+def _row_input(likelihood: str, family: Family, value):
+    """A family's known per-row input (binomial's trials: positive integers), one number or
+    :class:`RowScales`, checked as such."""
+    name = family.row_input
+    if value is None:
+        raise ValueError(f"the {likelihood} likelihood needs {name}= (one number, or one per "
+                         f"row); 1 for 0/1 outcomes")
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive integer or a 1-d array of them") from None
+    if arr.ndim > 1 or arr.size == 0:
+        raise ValueError(f"{name} must be one number or 1-d with one per row; got shape "
+                         f"{arr.shape}")
+    bad = ~np.isfinite(arr) | ~(arr >= 1) | (arr != np.round(arr))
+    if bad.any():
+        raise ValueError(f"{name} must be positive integers; {int(bad.sum())} entries are not "
+                         f"(first: {arr[bad].ravel()[0]!r})")
+    return RowScales(tuple(arr.tolist())) if arr.ndim else float(arr)
 
 
 def make_spec(
@@ -193,16 +217,28 @@ def make_spec(
     prior: str = "normal",
     prior_scale: float = 1.0,
     noise_scale: Optional[float] = None,
+    trials=None,
     df: float = 4.0,
     prior_df: float = 3.0,
     fit_intercept: bool = True,
     penalize_intercept: bool = False,
     components: Optional[int] = None,
 ) -> ModelSpec:
-    """Validate the keywords shared by ``fit``, ``reference_fit`` and ``compare``."""
+    """Validate the keywords shared by ``fit``, ``reference_fit`` and ``compare``.
+
+    ``trials``: binomial's known number of trials (its ``row_input``), held as its fixed
+    second parameter in ``noise_scale``."""
     family = get_family(likelihood)
     get_prior(prior)
     components = _components(likelihood, family, components, noise_scale, prior, estimator)
+    if family.row_input:
+        if noise_scale is not None:
+            raise ValueError(f"the {likelihood} likelihood has no noise scale; its known "
+                             f"{family.row_input} are given as {family.row_input}=")
+        known = _row_input(likelihood, family, trials)
+    elif trials is not None:
+        raise ValueError(f"trials= is for {[n for n, f in FAMILIES.items() if f.row_input]}; "
+                         f"the {likelihood} likelihood takes none")
     if family.scale_head and noise_scale is not None:
         raise ValueError(
             f"the {likelihood} likelihood learns σ(x) as a second head (log σ(x) = x·a + c); "
@@ -221,7 +257,7 @@ def make_spec(
         estimator=estimator,
         prior=prior,
         prior_scale=_positive("prior_scale", prior_scale),
-        noise_scale=_noise_scale(likelihood, family, noise_scale),
+        noise_scale=known if family.row_input else _noise_scale(likelihood, family, noise_scale),
         df=_positive("df", df),
         prior_df=_positive("prior_df", prior_df),
         fit_intercept=bool(fit_intercept),
@@ -329,10 +365,13 @@ def check_data(X, y, spec: ModelSpec, *, stats: bool = False):
         raise ValueError("y must be numeric") from None
     if not np.isfinite(as_float).all():
         raise ValueError("y contains NaN or inf")
-    y_arr = spec.family.check_target(y_arr)
     if spec.row_scales and len(spec.noise_scale) != y_arr.shape[0]:
-        raise ValueError(f"noise_scale has {len(spec.noise_scale)} per-row scales but X has "
+        name, what = ((spec.family.row_input, "values") if spec.family.row_input
+                      else ("noise_scale", "scales"))
+        raise ValueError(f"{name} has {len(spec.noise_scale)} per-row {what} but X has "
                          f"{y_arr.shape[0]} rows")
+    y_arr = (spec.family.check_target(y_arr, np.asarray(spec.noise_scale))
+             if spec.family.row_input else spec.family.check_target(y_arr))
     if spec.learns_scale and np.ptp(y_arr) == 0:
         raise ValueError(
             f"y is constant: a learned {spec.likelihood} noise scale would shrink to 0 (the "
@@ -429,6 +468,8 @@ def _duplicated_columns(X: np.ndarray, design: DesignStats) -> list[int]:
 def with_changes(spec: ModelSpec, **changes) -> ModelSpec:
     """A copy of ``spec`` with some fields replaced (validated again)."""
     fields = {f: getattr(spec, f) for f in spec.__dataclass_fields__}
+    if spec.family.row_input:  # its known input sits in noise_scale; make_spec takes it by name
+        fields[spec.family.row_input] = fields.pop("noise_scale")
     fields.update(changes)
     likelihood = fields.pop("likelihood")
     return make_spec(likelihood, **fields)

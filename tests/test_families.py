@@ -134,7 +134,7 @@ def test_synthetic_truth_is_what_generated_the_data(likelihood):
     w, b = d.truth["weight"], d.truth["bias"]
     if FAMILIES[likelihood].multiclass:  # the fit reports the centred softmax convention
         w, b = w - w.mean(axis=1, keepdims=True), b - b.mean()
-    est = fit(d.X, d.y, likelihood)
+    est = fit(d.X, d.y, likelihood, **d.inputs)
     sx = d.X.std(axis=0)
     sx = sx[:, None] if w.ndim == 2 else sx
     assert np.abs((est.coef_ - w) * sx).max() < 0.06

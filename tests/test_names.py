@@ -12,7 +12,7 @@ from sklearn.linear_model import LinearRegression
 import bayesloss
 from bayesloss.data import make_synthetic
 from bayesloss.posterior import MIN_DRAWS, shrinkage_path
-from bayesloss.results import parameter_label
+from bayesloss.labels import parameter_label
 
 
 @pytest.fixture(scope="module")

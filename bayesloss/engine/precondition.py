@@ -81,8 +81,10 @@ class Preconditioner:
             else:
                 y_scale = float(np.sqrt(((y - y_mean) ** 2).mean())) or 1.0
         # per-row curvature of the data term and of the prior, in standardised units
+        # (a σ only for the location-scale families: a GLM's fixed shape or trials is not one)
         data_curv = (float(np.mean((y_scale / np.asarray(spec.noise_scale)) ** 2))
-                     if spec.noise_scale is not None else 1.0)  # per-row σᵢ: the mean
+                     if spec.noise_scale is not None and spec.family.continuous
+                     else 1.0)  # per-row σᵢ: the mean
         prior_curv = np.zeros(X.shape[1])
         if spec.is_map:
             tau = spec.prior_scale * x_scale / y_scale

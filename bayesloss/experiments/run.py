@@ -13,7 +13,7 @@ with ``w*`` the generator's true weights (synthetic data only) and ℓ the famil
 loss (squared / absolute error, t-loss, cross-entropy, Poisson deviance / 2). Classifiers also
 get the held-out accuracy and the expected calibration error (10 equal-width bins). ``params``
 holds the estimate as JSON ``{name: value}`` under the names every table uses
-(:func:`bayesloss.results.parameter_label`: a data set's column names, ``x0, x1, …`` for
+(:func:`bayesloss.labels.parameter_label`: a data set's column names, ``x0, x1, …`` for
 synthetic data, ``intercept``, ``scale``).
 """
 
@@ -175,7 +175,7 @@ def run_one(run: dict) -> dict:
             converged=bool(ours.converged), n_iter=int(ours.n_iter), objective=ours.objective,
             coef=json.dumps(ours.coef_.tolist()),
             intercept=json.dumps(np.asarray(ours.intercept_).tolist()), scale=ours.scale_,
-            # every estimate under its one name (results.parameter_label), as fit prints it
+            # every estimate under its one name (labels.parameter_label), as fit prints it
             params=json.dumps(dict(ours.params().itertuples(index=False))),
             warnings="; ".join(sorted({f"{w.category.__name__}: {w.message}" for w in caught}))
             or None,

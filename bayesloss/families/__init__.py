@@ -24,9 +24,11 @@ mixture
 
 The package: :mod:`~bayesloss.families.base` holds the record and the shared target checks,
 :mod:`~bayesloss.families.classic` the seven classical families above,
-:mod:`~bayesloss.families.circular` von_mises, :mod:`~bayesloss.families.mixture` the mixture
-of regressions, and :mod:`~bayesloss.families.custom` the :class:`Likelihood` that turns your
-own distribution into a family. A new family is one entry in one
+:mod:`~bayesloss.families.glm` binomial (successes out of known trials), gamma,
+negative_binomial and beta, :mod:`~bayesloss.families.circular` von_mises,
+:mod:`~bayesloss.families.mixture` the mixture of regressions, and
+:mod:`~bayesloss.families.custom` the :class:`Likelihood` that turns your own distribution
+into a family. A new family is one entry in one
 module here, its reference route in :mod:`bayesloss.references`, and its tests.
 """
 
@@ -36,10 +38,11 @@ from .base import SUPPORTS, Family
 from .circular import CIRCULAR
 from .classic import CLASSIC
 from .custom import Likelihood
+from .glm import GLM
 from .mixture import MIXTURE
 
 #: Every registered family by name. A new family is one entry in one of this package's modules.
-FAMILIES: dict[str, Family] = {**CLASSIC, **CIRCULAR, **MIXTURE}
+FAMILIES: dict[str, Family] = {**CLASSIC, **GLM, **CIRCULAR, **MIXTURE}
 
 
 def get_family(name) -> Family:

@@ -39,7 +39,9 @@ class Family:
     nll_from_loss:
         ``(loss, y, scale, df) → tensor``: the NLL written through the loss (the identity above).
     predict:
-        ``η → point prediction``: the mode of the predictive distribution.
+        ``(η, s) → point prediction``: the mode of the predictive distribution, given the
+        family's second parameter ``s`` (its fitted or fixed scale, or its known per-row
+        input; None where it has none, or where the mode does not depend on it).
     mean:
         ``η → E[y]`` (probabilities for bernoulli / categorical).
     check_target:
@@ -91,6 +93,15 @@ class Family:
         component means then the K − 1 mixing logits against component 0's (whose logit is
         0), and the scale is one σₖ per component (sites ``weight`` (d, K), ``bias`` (K,),
         ``scale`` (K,), ``mixing`` (K − 1,) for a linear mean).
+    row_input:
+        The name of a known per-row input the likelihood needs besides ``y`` (binomial:
+        ``"trials"``, the number of trials nᵢ), or None. It is the family's second parameter
+        and travels where a fixed scale does (``ModelSpec.noise_scale``, the model's ``scale``
+        argument, ``β = log s`` in ``numpy_terms``), so it follows its rows through minibatches,
+        Laplace covariances, posteriors and references without plumbing of its own; such a
+        family has no scale to learn, and its ``check_target`` is ``(y, input) → y``.
+    synthetic_input:
+        ``(rng, n) → (n,) values`` of the row input for synthetic data (None without one).
     quantile:
         ``(q, loc, scale, df) → numpy array``: the quantile function of one observation's
         predictive distribution (prediction intervals); None where there is no location-scale
@@ -141,11 +152,13 @@ class Family:
     inner_link: Optional[Callable] = None
     scale_in_prediction: bool = False
     components: bool = False
+    row_input: Optional[str] = None
+    synthetic_input: Optional[Callable] = None
 
     @property
     def row_scales(self) -> bool:
-        """Takes known per-row scales (a ``noise_scale`` array)."""
-        return bool(self.row_scale_references)
+        """Takes known per-row scales (a ``noise_scale`` array; a row input is not a scale)."""
+        return bool(self.row_scale_references) and self.row_input is None
 
     @property
     def classifier(self) -> bool:
@@ -208,5 +221,5 @@ def _mean_target(y):
     return float(np.mean(y))
 
 
-def _identity(eta):
+def _identity(eta, s=None):
     return eta

@@ -87,7 +87,7 @@ CIRCULAR: dict[str, Family] = {
         distribution=lambda eta, kappa, df, s: VonMises(eta, kappa),
         loss=_cosine_loss,
         nll_from_loss=_nll_from_loss,
-        predict=_wrap,  # the mean direction, which is the mode
+        predict=lambda eta, s=None: _wrap(eta),  # the mean direction, which is the mode
         mean=_wrap,  # the circular mean E[e^{iy}]'s direction
         check_target=_angle_target,
         initial_bias=_circular_mean,

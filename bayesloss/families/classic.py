@@ -247,7 +247,7 @@ CLASSIC: dict[str, Family] = {
         distribution=lambda eta, scale, df, s: dist.Bernoulli(logits=eta),
         loss=lambda y, eta, scale, df: _binary_cross_entropy(y, eta),
         nll_from_loss=lambda loss, y, scale, df: loss,
-        predict=lambda eta: (eta > 0).to(eta.dtype),
+        predict=lambda eta, s=None: (eta > 0).to(eta.dtype),
         mean=torch.sigmoid,
         check_target=_binary_target,
         initial_bias=_logit_of_mean,
@@ -275,7 +275,7 @@ CLASSIC: dict[str, Family] = {
         distribution=lambda eta, scale, df, s: dist.Categorical(logits=eta),
         loss=lambda y, eta, scale, df: _cross_entropy(y, eta),
         nll_from_loss=lambda loss, y, scale, df: loss,
-        predict=lambda eta: eta.argmax(-1),
+        predict=lambda eta, s=None: eta.argmax(-1),
         mean=lambda eta: torch.softmax(eta, -1),
         check_target=_label_target,
         initial_bias=_log_class_frequencies,
@@ -301,7 +301,7 @@ CLASSIC: dict[str, Family] = {
         distribution=lambda eta, scale, df, s: PoissonLogRate(eta),
         loss=lambda y, eta, scale, df: _poisson_deviance(y, eta),
         nll_from_loss=_poisson_nll_from_loss,
-        predict=lambda eta: torch.floor(eta.exp()),  # the mode of Poisson(μ) is ⌊μ⌋
+        predict=lambda eta, s=None: torch.floor(eta.exp()),  # the mode of Poisson(μ) is ⌊μ⌋
         mean=torch.exp,
         check_target=_count_target,
         initial_bias=lambda y: math.log(max(float(np.mean(y)), 1e-6)),

@@ -197,7 +197,7 @@ def _family(lik: Likelihood, learned: bool, fixed, dist_support, support: str) -
                 return distribution(torch.as_tensor(eta), s, df, 0.0).sample().numpy()
 
     def point(what):
-        def rule(eta):  # used where no fitted scale is at hand (a learned scale: Fit reads it)
+        def rule(eta, s=None):  # used where no fitted scale is at hand (a learned scale: Fit reads it)
             if learned:
                 raise ValueError(f"the {lik.name} prediction needs its fitted scale: use the "
                                  f"fit's {what}")

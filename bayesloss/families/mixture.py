@@ -55,7 +55,7 @@ def _distribution(eta, scale, df, smoothing):
     return dist.MixtureSameFamily(dist.Categorical(logits=logits), dist.Normal(means, scale))
 
 
-def _predict(eta):
+def _predict(eta, s=None):
     means, logits = split_predictor(eta)
     return means.gather(-1, logits.argmax(-1, keepdim=True)).squeeze(-1)
 

@@ -6,7 +6,8 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from ..results import Fit, evaluate, feature_labels, parameter_label
+from ..labels import feature_labels, parameter_label
+from ..results import Fit, evaluate
 
 
 def _path(fit: Fit, coordinate: Union[str, int], offsets: np.ndarray):

@@ -24,7 +24,8 @@ is appended and fitted with the weights) and on a learned scale ``s`` (σ or b).
 
 Modules, by method: :mod:`.problem` (standardised coordinates), :mod:`.closed_form`
 (LAPACK; a learned scale by the envelope condition), :mod:`.lp` (HiGHS), :mod:`.conic`
-(Clarabel), :mod:`.libraries` (scikit-learn, statsmodels), :mod:`.mm` (EM / MM over
+(Clarabel), :mod:`.libraries` (scikit-learn, statsmodels), :mod:`.glm` (the GLM families'
+statsmodels and scikit-learn fits), :mod:`.mm` (EM / MM over
 LAPACK steps) and :mod:`.verified` (our other loops),
 :mod:`.torch_nll` (torch-only likelihoods), :mod:`.mixture` (EM for mixtures of regressions),
 :mod:`.dispatch` (routes and the public
@@ -48,6 +49,14 @@ bernoulli/categorical  scikit-learn ``LogisticRegression`` (newton-cholesky;  tr
   MLE / normal         the MLE checked for separation by a HiGHS LP)
 poisson, MLE           statsmodels ``GLM(Poisson)`` IRLS                      trusted
 poisson, normal        scikit-learn ``PoissonRegressor`` (newton-cholesky)    trusted
+binomial, MLE          statsmodels ``GLM(Binomial)`` IRLS on (succ., failures)  trusted
+binomial, normal       scikit-learn ``LogisticRegression``, rows weighted       trusted
+gamma, MLE / normal    statsmodels ``GLM(Gamma(Log))`` / scikit-learn          trusted
+                       ``GammaRegressor``; a learned shape by brentq
+negative_binomial MLE  statsmodels ``NegativeBinomial(nb2)`` Newton (α fixed:  trusted
+                       ``GLM(NegativeBinomial(α))``)
+beta, MLE              statsmodels ``BetaModel`` Newton (φ fixed: finished by  trusted
+                       the verified smooth solver)                             (verified)
 bern./cat./poisson,    Clarabel exponential-cone program (cvxpy); polished    trusted
   laplace              where Clarabel reports optimal_inaccurate              (verified)
 studentt (MLE, normal,  EM / majorise-minimise, every step a LAPACK weighted   verified

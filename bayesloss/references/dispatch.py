@@ -17,7 +17,9 @@ from ..engine.policy import entry_point
 from ..results import Fit
 from ..spec import ModelSpec, check_data, feature_names, make_spec, with_changes
 # the solver modules register their routes in ROUTES on import
-from . import closed_form, conic, hetero, libraries, lp, mixture, mm, torch_nll, verified  # noqa: F401
+from . import (  # noqa: F401
+    closed_form, conic, glm, hetero, libraries, lp, mixture, mm, torch_nll, verified,
+)
 from .problem import _standardise, solver_of
 
 
@@ -49,6 +51,7 @@ def reference_fit(
     prior: str = "normal",
     prior_scale: float = 1.0,
     noise_scale: Optional[float] = None,
+    trials=None,
     df: float = 4.0,
     prior_df: float = 3.0,
     fit_intercept: bool = True,
@@ -66,7 +69,7 @@ def reference_fit(
     :meth:`Fit.build` reports them centred (sum zero), as for our fits.
     """
     spec = make_spec(likelihood, estimator=estimator, prior=prior, prior_scale=prior_scale,
-                     noise_scale=noise_scale, df=df, prior_df=prior_df,
+                     noise_scale=noise_scale, trials=trials, df=df, prior_df=prior_df,
                      fit_intercept=fit_intercept, penalize_intercept=penalize_intercept,
                      components=components)
     names = feature_names(X)  # a DataFrame's columns label the weights, as in fit()

@@ -160,7 +160,8 @@ def _split(pb: _Problem, x: np.ndarray):
     if pb.spec.learns_scale:
         return theta, float(x[k])
     s = pb.fixed_scale
-    return theta, (math.log(s) if s is not None else 0.0)
+    # (an (n,) array of logs for a known per-row input: binomial's trials)
+    return theta, (np.log(s) if s is not None else 0.0)
 
 
 def _pack(pb: _Problem, theta, scale) -> np.ndarray:
@@ -230,7 +231,7 @@ def route_of(spec: ModelSpec) -> str:
     named = routes.get(spec.prior if spec.is_map else None)
     if named is not None:
         return named
-    if spec.row_scales:
+    if spec.row_scales and not spec.family.row_input:  # (per-row σᵢ: WLS routes only)
         raise ValueError(
             f"no reference fit for per-row noise scales with a {spec.prior} prior: "
             f"{spec.likelihood} with per-row σᵢ has references for the MLE and "
