@@ -86,7 +86,7 @@ def _as_values(y) -> np.ndarray:
         raise ValueError("y is empty")
     if y.dtype.kind not in "biuf":
         raise ValueError(f"y is not numeric (dtype {y.dtype}); class labels: encode them as "
-                         "0..K−1 first (pandas.factorize) or name the kind 'classes'")
+                         "0..K−1 first (pandas.factorize) and name the kind 'classes'")
     y = y.astype(np.float64)
     if not np.isfinite(y).all():
         raise ValueError("y has missing or infinite values: drop those rows first")
