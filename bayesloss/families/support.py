@@ -213,9 +213,10 @@ def admission(kind: str, support: str, y, trials=None) -> tuple[bool, str]:
     if support in ADMITS[kind]:
         return True, f"{support} holds this {kind} y too, measured alike: LOO compares it"
     if (support in CONTINUOUS) != (kind in CONTINUOUS):
-        measured = "a density" if support in CONTINUOUS else "a probability"
-        return False, (f"y is {'continuous' if kind in CONTINUOUS else 'discrete'}: {measured} "
-                       "of it is not comparable by LOO")
+        if kind in CONTINUOUS:
+            return False, "y is continuous: a probability of it is not comparable by LOO"
+        return False, ("y is discrete: a density is not comparable by LOO (an amount? name "
+                       "its kind)")
     if kind == "binary" and support == "classes":
         return False, "two classes: bernoulli's likelihood, with a redundant logit"
     if kind == "classes":
