@@ -19,9 +19,8 @@ gaussian
 =============  ==========================  ==================================================
 
 The package: :mod:`~bayesloss.families.base` holds the record and the shared target checks,
-:mod:`~bayesloss.families.classic` the seven families above, :mod:`~bayesloss.families.support`
-the kind of ``y`` and which families' supports admit it (``which-loss``). A new family is one
-entry in one module here, its reference route in :mod:`bayesloss.references`, and its tests.
+:mod:`~bayesloss.families.classic` the seven families above. A new family is one entry in one
+module here, its reference route in :mod:`bayesloss.references`, and its tests.
 """
 
 from __future__ import annotations
