@@ -97,6 +97,18 @@ class LikelihoodComparison:
         return bool(row["elpd_diff"] > n_se * row["dse"])
 
 
+def _same_measure(likelihoods) -> None:
+    """Refuse to rank densities (continuous supports) with probabilities (discrete ones):
+    their log predictive densities are not of the same quantity. By the support, not by
+    ``Family.continuous``, which says whether the fit standardises y (angles are not)."""
+    from .families import get_family
+    from .families.support import CONTINUOUS
+
+    if len({get_family(name).support in CONTINUOUS for name in likelihoods}) > 1:
+        raise ValueError("LOO compares densities of the same y: mix continuous likelihoods "
+                         f"with discrete ones and the numbers mean nothing ({likelihoods})")
+
+
 def _posteriors(X, y, likelihoods, trials, **kw) -> dict:
     """NUTS posteriors of each likelihood; the number of trials goes to the families of
     successes (binomial), which need it, and to no other."""
@@ -155,14 +167,10 @@ def compare_likelihoods(
     Rows with Pareto k > 0.7 raise a :class:`LOOWarning`. To have the likelihoods proposed by
     the kind of ``y``, see :func:`which_loss`.
     """
-    from .families import get_family
-
     likelihoods = list(dict.fromkeys(likelihoods))
     if len(likelihoods) < 2:
         raise ValueError("compare at least two likelihoods")
-    if len({get_family(name).continuous for name in likelihoods}) > 1:
-        raise ValueError("LOO compares densities of the same y: mix continuous likelihoods "
-                         f"with discrete ones and the numbers mean nothing ({likelihoods})")
+    _same_measure(likelihoods)
     check_sampling_args("nuts", chains, warmup, draws)
     return _rank(_posteriors(X, y, likelihoods, trials, prior=prior, prior_scale=prior_scale,
                              df=df, chains=chains, warmup=warmup, draws=draws, seed=seed,
@@ -288,9 +296,7 @@ def which_loss(
     if not chosen:
         raise ValueError(f"no registered family describes {KIND_TEXT[kind]}: "
                          + "; ".join(f"{n}: {r}" for n, r in candidates["reason"].items()))
-    if len({get_family(name).continuous for name in chosen}) > 1:
-        raise ValueError("LOO compares densities of the same y: mix continuous likelihoods "
-                         f"with discrete ones and the numbers mean nothing ({chosen})")
+    _same_measure(chosen)
     check_sampling_args("nuts", chains, warmup, draws)
     ranked = _rank(_posteriors(X, y, chosen, trials, prior=prior, prior_scale=prior_scale,
                                df=df, chains=chains, warmup=warmup, draws=draws, seed=seed,

@@ -281,3 +281,13 @@ def test_cli_which_loss_bad_trials_or_kind_exit_2(trials_csv, capsys, argv, mess
     data = str(trials_csv) if "--target" in argv else "diabetes"
     assert main(["which-loss", "--data", data] + argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_densities_and_probabilities_are_told_apart_by_the_support(monkeypatch):
+    # Family.continuous says whether the fit standardises y (angles are not): not the measure
+    monkeypatch.setitem(FAMILIES, "unscaled_real",
+                        dataclasses.replace(FAMILIES["gaussian"], name="unscaled_real",
+                                            continuous=False))
+    studies._same_measure(["gaussian", "unscaled_real"])  # two densities: no error
+    with pytest.raises(ValueError, match="mean nothing"):
+        studies._same_measure(["unscaled_real", "poisson"])

@@ -72,6 +72,7 @@ ADMITS = {
 #: Counts with more distinct values than this are not read as class labels.
 MAX_CLASSES = 10
 
+#: The supports of continuous ``y``, whose families have densities (the others: probabilities).
 CONTINUOUS = frozenset({"real", "positive", "proportion", "angle"})
 
 
@@ -226,4 +227,4 @@ def admission(kind: str, support: str, y, trials=None) -> tuple[bool, str]:
     return False, f"not among the supports a {kind} y admits {ADMITS[kind]}"
 
 
-__all__ = ["ADMITS", "KIND_TEXT", "MAX_CLASSES", "admission", "detect_support", "membership"]
+__all__ = ["ADMITS", "CONTINUOUS", "KIND_TEXT", "MAX_CLASSES", "admission", "detect_support", "membership"]
