@@ -20,7 +20,9 @@ from .priors import PRIORS, Prior, get_prior, penalty_mapping
 from .references import reference_fit
 from .results import Fit
 from .spec import ConvergenceWarning, IdentifiabilityWarning, ModelSpec, PriorWarning, make_spec
-from .studies import LikelihoodComparison, LOOWarning, compare_likelihoods, mode_space_demo
+from .families.support import detect_support
+from .studies import (LikelihoodComparison, LOOWarning, WhichLoss, compare_likelihoods,
+                      mode_space_demo, which_loss)
 from .training import TrainingEquivalence, torch_equivalence
 
 __version__ = "0.1.0"
@@ -31,5 +33,6 @@ __all__ = [
     "ConvergenceWarning", "IdentifiabilityWarning", "PriorWarning", "DivergenceError",
     "torch_equivalence", "TrainingEquivalence",
     "posterior", "Posterior", "compare_likelihoods", "LikelihoodComparison", "shrinkage_path",
-    "mode_space_demo", "SamplerWarning", "LOOWarning",
+    "mode_space_demo", "SamplerWarning", "LOOWarning", "which_loss", "WhichLoss",
+    "detect_support",
 ]

@@ -26,7 +26,7 @@ import pandas as pd
 
 from . import __version__
 from .console import interactive
-from .families import FAMILIES
+from .families import FAMILIES, SUPPORTS
 from .inference import DivergenceError
 from .io import is_table_path, load_table, read_table
 from .optional import MissingExtraError
@@ -105,10 +105,11 @@ def _format_summary(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _load(args, likelihood: str, default: Optional[str] = None):
+def _load(args, likelihood: str, default: Optional[str] = None,
+          labels: Optional[bool] = None):
     """The data ``--data`` names: a CSV / Parquet file (with ``--target``, ``--features``) or
     a built-in set (when not given: ``default``, else synthetic data of the likelihood).
-    Prints how string labels were encoded."""
+    Text labels are encoded for the likelihoods of labels (or where ``labels``); prints how."""
     from .check import dataset
 
     if args.data is None or not is_table_path(args.data):
@@ -125,11 +126,13 @@ def _load(args, likelihood: str, default: Optional[str] = None):
         features = [str(c) for c in read_table(args.data).columns
                     if str(c) not in (args.target, trials)]
     data, classes = load_table(args.data, args.target, features,
-                               labels=likelihood in LABEL_LIKELIHOODS)
+                               labels=likelihood in LABEL_LIKELIHOODS if labels is None
+                               else labels)
     if trials:
         frame = read_table(args.data)
-        if trials not in frame.columns:
-            raise ValueError(f"no trials column {trials!r} in {args.data}")
+        if trials not in frame.columns or trials == args.target:
+            raise ValueError(f"--trials {trials!r}: not a column of {args.data} besides the "
+                             f"target; its columns are {list(frame.columns)}")
         data = replace(data, inputs={"trials": frame[trials].to_numpy(dtype=np.float64)})
     if classes is not None:
         print(f"target {args.target!r} encoded as: "
@@ -416,24 +419,50 @@ def _posterior(args) -> int:
     return _health_code([post])
 
 
-def _which_loss(args) -> int:
-    from .studies import compare_likelihoods
+def _which_data(args):
+    """which-loss's data, the number of trials (``--trials COLUMN``, left out of the
+    features; a built-in set's own) and the kind of y: ``--kind``, else labels (an encoded
+    text column, a built-in classification set) are classes or binary, else None (read from
+    the values)."""
+    if args.trials:
+        if args.data is None or not is_table_path(args.data):
+            raise ValueError("--trials names a column of a data file (--data PATH.csv or "
+                             f"PATH.parquet); {args.data!r} is not one")
+        if args.features and args.trials in args.features.split(","):
+            raise ValueError(f"--trials {args.trials!r} is also listed in --features")
+    d = _load(args, "laplace", default="synthetic-laplace", labels=True)
+    kind = args.kind
+    if kind is None and d.y.dtype.kind in "iu":  # the loaders hand labels as integers
+        kind = "binary" if d.y.max() <= 1 else "classes"
+    return d, d.inputs.get("trials"), kind
 
-    # class labels are encoded only if every likelihood compared takes them
-    labels = all(lik in LABEL_LIKELIHOODS for lik in args.likelihood)
-    d = _load(args, args.likelihood[0] if labels else "laplace", default="synthetic-laplace")
-    out = compare_likelihoods(_frame(d), d.y, args.likelihood, prior=args.prior,
-                              prior_scale=args.prior_scale, chains=args.chains,
-                              warmup=args.warmup, draws=args.draws, seed=args.seed,
-                              progress=False if args.quiet else None)
+
+def _which_loss(args) -> int:
+    from .families.support import KIND_TEXT
+    from .studies import which_loss
+
+    d, trials, kind = _which_data(args)
+    out = which_loss(_frame(d), d.y, trials=trials, kind=kind, likelihoods=args.likelihood,
+                     prior=args.prior, prior_scale=args.prior_scale, chains=args.chains,
+                     warmup=args.warmup, draws=args.draws, seed=args.seed,
+                     progress=False if args.quiet else None)
+    print(f"data: {d.name}, n = {d.X.shape[0]}, d = {d.X.shape[1]}; y: {out.kind} "
+          f"({KIND_TEXT[out.kind]})" + ("" if kind else ", read from its values"))
+    shown = out.candidates.reset_index().assign(
+        proposed=out.candidates["proposed"].map({True: "yes", False: "no"}).to_numpy())
+    for column in ("family", "support", "reason"):  # text reads left-aligned
+        shown[column] = shown[column].str.ljust(shown[column].str.len().max())
+    print(shown.to_string(index=False, justify="left"))
     cols = ["rank", "elpd_loo", "p_loo", "elpd_diff", "se", "dse", "weight", "max_pareto_k",
             "n_bad_k"]
-    print(f"data: {d.name}, n = {d.X.shape[0]}, d = {d.X.shape[1]}; ranked by PSIS-LOO")
-    print(out.table[cols].to_string(float_format=lambda v: f"{v:.3f}"))
-    close = [n for n in out.table.index[1:] if not out.beaten_beyond_se(n, 2.0)]
+    print("\nranked by PSIS-LOO:" if len(out.proposed) > 1 else "\nscored by PSIS-LOO (one "
+          "family proposed: nothing to rank):")
+    print(out.comparison.table[cols].to_string(float_format=lambda v: f"{v:.3f}"))
+    close = [n for n in out.comparison.table.index[1:]
+             if not out.comparison.beaten_beyond_se(n, 2.0)]
     print(f"best: {out.best}" + (f" (within 2 SE of the difference: {', '.join(close)})"
                                  if close else ""))
-    return _health_code(out.posteriors.values())
+    return _health_code(out.comparison.posteriors.values())
 
 
 def _subcommand(sub, name: str, help: str, description: str):
@@ -556,13 +585,21 @@ def build_parser() -> argparse.ArgumentParser:
                    "compressed) and PNG figures here")
     p.set_defaults(run=_posterior)
 
-    w = _subcommand(sub, "which-loss", "rank likelihoods (losses) by PSIS-LOO",
-                    "Sample each likelihood's posterior by NUTS and rank them by PSIS-LOO "
-                    "expected log predictive density.")
+    w = _subcommand(sub, "which-loss", "propose the likelihoods (losses) that fit the kind "
+                    "of y, and rank them by PSIS-LOO",
+                    "Read the kind of y from its values (real, positive, counts, 0/1, classes, "
+                    "proportions in (0, 1), angles; successes with --trials), propose every "
+                    "registered likelihood whose support fits it, sample each posterior by "
+                    "NUTS and rank them by PSIS-LOO expected log predictive density; a table "
+                    "says why each likelihood was or was not considered.")
     _data_args(w, f"{BUILTIN} (default: synthetic-laplace)")
+    w.add_argument("--kind", choices=SUPPORTS, default=None,
+                   help="the kind of y, where its values cannot tell (integer amounts read as "
+                   "counts, labels 0..K−1 of a numeric column as counts, angles bunched in half "
+                   "the circle as real); default: read from the values, text labels and the "
+                   "built-in classification sets as classes")
     w.add_argument("--likelihood", action="append", choices=sorted(FAMILIES),
-                   help="a likelihood to rank, repeatable (default: gaussian, laplace, "
-                   "studentt)")
+                   help="rank this likelihood instead of the proposed ones, repeatable")
     w.add_argument("--prior", choices=sorted(PRIORS), default="normal",
                    help="the prior on every likelihood's weights (default normal)")
     w.add_argument("--prior-scale", type=float, default=1.0,
@@ -590,8 +627,6 @@ def _warning_printer():
 def main(argv=None) -> int:
     """Run the command line; returns the exit code (see :data:`EXIT_CODES`)."""
     args = build_parser().parse_args(argv)
-    if args.command == "which-loss" and not args.likelihood:
-        args.likelihood = ["gaussian", "laplace", "studentt"]
     if getattr(args, "data", None) is None and args.command == "fit":
         args.data = f"synthetic-{args.likelihood}"
     with warnings.catch_warnings():  # restores the filters and showwarning on leaving

@@ -95,7 +95,9 @@ def loo(idata: az.InferenceData):
 
 def compare(idatas: dict) -> pd.DataFrame:
     """Rank models by PSIS-LOO expected log predictive density (``az.compare``)."""
-    return az.compare(idatas, ic="loo")
+    with warnings.catch_warnings():  # az.compare sorts in place, which pandas 3.1 deprecates
+        warnings.filterwarnings("ignore", message=".*inplace keyword in DataFrame.sort_values")
+        return az.compare(idatas, ic="loo")
 
 
 # --- ArviZ plots (each returns its axes) --------------------------------------------------

@@ -78,6 +78,7 @@ ENTRY_POINTS = {
                                                          seed=3, **NUTS),
     "compare_likelihoods": lambda tmp: bayesloss.compare_likelihoods(
         X, Y, ["gaussian", "laplace"], seed=3, **NUTS),
+    "which_loss": lambda tmp: bayesloss.which_loss(XB, YB, seed=3, **NUTS),
     "shrinkage_path": lambda tmp: bayesloss.shrinkage_path(X, Y, "gaussian", [0.5, 2.0],
                                                            seed=3),
     "mode_space_demo": lambda tmp: bayesloss.mode_space_demo(),
