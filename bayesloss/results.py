@@ -72,14 +72,14 @@ def evaluate(spec: ModelSpec, X, y, coef, intercept, scale, scale_head=None,
     family = spec.family
     X_t, y_t = as_tensor(X), as_tensor(y)
     eta = linear_predictor(spec, X_t, coef, intercept)
-    predictor = eta if mixing is None else append_mixing(eta, as_tensor(mixing))
+    full = eta if mixing is None else append_mixing(eta, as_tensor(mixing))
     if family.scale_head:
         s = log_scale(X_t, scale_head).exp()
     else:
         s = as_tensor(scale if scale is not None else spec.noise_scale)
     # the data were validated on the way in: skip Pyro's per-value support checks
     with torch.no_grad(), pyro.validation_enabled(False):
-        loss = family.loss(y_t, predictor, s, spec.df)
+        loss = family.loss(y_t, full, s, spec.df)
         k = np.asarray(coef).shape[1] if np.ndim(coef) == 2 else 1
         w_t = as_tensor(coef)
 
