@@ -46,14 +46,16 @@ SVI must keep; elsewhere it moves them (to the mean and spread a skewed posterio
 mode and curvature).
 
 **The fit.** ``Trace_ELBO`` with :data:`PARTICLES` particles vectorised in one trace (the
-model's linear mean is evaluated for a batch of draws; fewer on large data, at most
-:data:`PARTICLE_ROWS` particles × rows), ``ClippedAdam`` at :data:`LR` decaying
-geometrically to 1/10 of it over :data:`MAX_STEPS`, in the engine's SVI loop
+model's linear mean is evaluated for a batch of draws; on large data fewer, at most
+:data:`PARTICLE_ROWS` particles × rows but no fewer than :data:`MIN_PARTICLES`),
+``ClippedAdam`` at :data:`LR` decaying geometrically to 1/10 of it over :data:`MAX_STEPS`, in the engine's SVI loop
 (:func:`~bayesloss.engine.run_adam`), stopped on an ELBO plateau
-(:class:`~bayesloss.engine.ElboPlateau`): windows of :data:`WINDOW` steps, stop at the first
-whose mean −ELBO is not below the previous window's by more than max(:data:`PLATEAU_TOL` nats,
-2 standard errors of the difference). A run that reaches :data:`MAX_STEPS` first warns
-(:class:`~bayesloss.spec.ConvergenceWarning`).
+(:class:`~bayesloss.engine.ElboPlateau`): windows of :data:`WINDOW` steps; a window is on a
+plateau when its mean −ELBO is not below the previous window's (at the same learning rate) by
+more than max(:data:`PLATEAU_TOL` nats, 2 standard errors of the difference). The first
+plateau divides the learning rate by 10, the second stops the run, which returns the average of
+the last window's iterates (at least 4 windows, 200 steps). A run that reaches
+:data:`MAX_STEPS` first warns (:class:`~bayesloss.spec.ConvergenceWarning`).
 
 **Did it work?** (Yao et al. 2018.) Over the draws ``uₛ ~ q`` (those returned, topped up to
 :data:`KHAT_DRAWS`), the Pareto-smoothed importance sampling shape k̂ of
@@ -92,10 +94,12 @@ __all__ = ["GUIDES", "ApproximationWarning", "VariationalFit", "check_guide", "f
            "log_posterior"]
 
 GUIDES = ("diagonal", "mvn", "lowrank", "flow")
-PARTICLES = 32  # one vectorised trace: on small models about the cost of one particle
-PARTICLE_ROWS = 1_000_000  # particles × rows per step at most (fewer particles on big data)
+PARTICLES = 128  # one vectorised trace: on small models about the cost of one particle
+PARTICLE_ROWS = 100_000  # particles × rows per step, beyond which fewer particles are used …
+MIN_PARTICLES = 8  # … down to this many
 LR = 0.02  # in posterior sds (the preconditioned coordinates)
 WINDOW = 50
+DECAYS = 1  # learning-rate drops (×0.1) at plateaus before the final one
 PLATEAU_TOL = 1e-3  # nats per window
 MAX_STEPS = 10_000
 FLOW_TRANSFORMS = 2
@@ -309,10 +313,10 @@ def fit_guide(potential: Potential, approx: GaussianApproximation, guide: str = 
     if hasattr(q, "loc"):  # the Gaussians start at v = 0: the Laplace mode
         with torch.no_grad():
             q.loc.zero_()
-    plateau = ElboPlateau(WINDOW, PLATEAU_TOL)
+    plateau = ElboPlateau(WINDOW, PLATEAU_TOL, DECAYS)
     solver = Solver(optimizer="adam", seed=seed, num_steps=MAX_STEPS, lr=LR,
                     check_every=WINDOW, progress=progress)
-    particles = int(np.clip(PARTICLE_ROWS // problem.X.shape[0], 1, PARTICLES))
+    particles = int(np.clip(PARTICLE_ROWS // problem.X.shape[0], MIN_PARTICLES, PARTICLES))
     elbo = Trace_ELBO(num_particles=particles, vectorize_particles=True, max_plate_nesting=1)
     steps, _, converged, run_info = run_adam(problem, q, list(q.parameters()), solver,
                                              elbo=elbo, plateau=plateau)
