@@ -277,7 +277,7 @@ def fit_guide(potential: Potential, approx: GaussianApproximation, guide: str = 
     potential:
         The model on its data (its sites are the guide's; its log density gives k̂).
     approx:
-        The Laplace approximation (its mode and marginal sds set the coordinates and the
+        The Laplace approximation (its mode and covariance set the coordinates and the
         start).
     guide:
         One of :data:`GUIDES`.
