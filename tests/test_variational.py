@@ -160,6 +160,22 @@ def test_vi_works_on_a_kinked_posterior():
     assert np.sqrt(post.cov_[0, 0]) == pytest.approx(sd[0], rel=0.1)
 
 
+def test_categorical_vi_with_a_proper_posterior_is_near_its_laplace_approximation():
+    """Softmax with every parameter under a prior (proper): 300 rows make the posterior
+    close to Gaussian, so the full-rank guide lands on the Laplace approximation."""
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(300, 2))
+    y = np.argmax(X @ np.array([[1.0, -1.0, 0.0], [0.5, 0.5, -1.0]])
+                  + rng.gumbel(size=(300, 3)), axis=1)
+    kw = dict(penalize_intercept=True, seed=0, chains=1, draws=100)
+    laplace = bayesloss.posterior(X, y, "categorical", method="laplace", **kw)
+    post, _ = _vi(X, y, "categorical", guide="mvn", **kw)
+    sd = np.sqrt(np.diag(laplace.cov_))
+    assert post.names == laplace.names and len(sd) == 9
+    assert np.all(np.abs(post.mean_ - laplace.mean_) <= 0.15 * sd)
+    np.testing.assert_allclose(np.sqrt(np.diag(post.cov_)), sd, rtol=0.15)
+
+
 def test_info_reports_the_elbo_trace_the_steps_and_the_plateau(conjugate):
     X, y, *_ = conjugate
     post, _ = _vi(X, y, "gaussian", guide="diagonal", seed=0, chains=2, draws=100)
