@@ -517,7 +517,7 @@ def posterior(
         stats, info["chains"] = None, "independent draws from the Gaussian"
     elif method == "vi":
         vi = fit_guide(potential, approx, guide, chains=chains, draws=draws, seed=seed,
-                       progress=progress, stacklevel=4)  # the caller of posterior()
+                       progress=progress, stacklevel=3)  # the entry point: the caller
         u, stats = torch.as_tensor(vi.draws), None
         info.update(vi.info, chains="independent draws from the guide")
     else:
