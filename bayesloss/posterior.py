@@ -457,8 +457,8 @@ def posterior(
         Multiprocessing start method for parallel chains (default ``"fork"`` where available,
         else ``"spawn"``; the potential is picklable).
     progress:
-        Pyro's progress bar while sampling or fitting a guide (default: on a terminal, or in a notebook with
-        ipywidgets; never into a pipe or a log file).
+        Pyro's progress bar while sampling or fitting a guide (default: on a terminal, or in
+        a notebook with ipywidgets; never into a pipe or a log file).
     feature_names:
         The columns' names: the ``feature`` coordinates of :attr:`Posterior.idata` and the
         weights' names in every table and figure (default: a DataFrame ``X``'s columns, as

@@ -49,8 +49,8 @@ mode and curvature).
 **The fit.** ``Trace_ELBO`` with :data:`PARTICLES` particles vectorised in one trace (the
 model's linear mean is evaluated for a batch of draws; on large data fewer, at most
 :data:`PARTICLE_ROWS` particles × rows but no fewer than :data:`MIN_PARTICLES`),
-``ClippedAdam`` at :data:`LR` decaying geometrically to 1/10 of it over :data:`MAX_STEPS`, in the engine's SVI loop
-(:func:`~bayesloss.engine.run_adam`), stopped on an ELBO plateau
+``ClippedAdam`` at :data:`LR` decaying geometrically to 1/10 of it over :data:`MAX_STEPS`, in
+the engine's SVI loop (:func:`~bayesloss.engine.run_adam`), stopped on an ELBO plateau
 (:class:`~bayesloss.engine.ElboPlateau`): windows of :data:`WINDOW` steps; a window is on a
 plateau when its mean −ELBO is not below the previous window's (at the same learning rate) by
 more than max(:data:`PLATEAU_TOL` nats, 2 standard errors of the difference). The first
