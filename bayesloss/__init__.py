@@ -24,6 +24,7 @@ from .families.support import detect_support
 from .studies import (LikelihoodComparison, LOOWarning, WhichLoss, compare_likelihoods,
                       mode_space_demo, which_loss)
 from .training import TrainingEquivalence, torch_equivalence
+from .variational import ApproximationWarning
 
 __version__ = "0.1.0"
 
@@ -33,6 +34,6 @@ __all__ = [
     "ConvergenceWarning", "IdentifiabilityWarning", "PriorWarning", "DivergenceError",
     "torch_equivalence", "TrainingEquivalence",
     "posterior", "Posterior", "compare_likelihoods", "LikelihoodComparison", "shrinkage_path",
-    "mode_space_demo", "SamplerWarning", "LOOWarning", "which_loss", "WhichLoss",
-    "detect_support",
+    "mode_space_demo", "SamplerWarning", "LOOWarning", "ApproximationWarning", "which_loss",
+    "WhichLoss", "detect_support",
 ]
