@@ -11,6 +11,7 @@ classical loss with a trusted solver, and see both agree::
 """
 
 from . import console  # first: it imports tqdm.auto before Pyro does, without a warning
+from .approximations import ApproximationTable, approximations
 from .compare import compare
 from .families import FAMILIES, Family, get_family
 from .inference import DivergenceError, fit
@@ -31,5 +32,5 @@ __all__ = [
     "ConvergenceWarning", "IdentifiabilityWarning", "PriorWarning", "DivergenceError",
     "torch_equivalence", "TrainingEquivalence",
     "posterior", "Posterior", "compare_likelihoods", "LikelihoodComparison", "shrinkage_path",
-    "mode_space_demo", "SamplerWarning", "LOOWarning",
+    "mode_space_demo", "SamplerWarning", "LOOWarning", "approximations", "ApproximationTable",
 ]

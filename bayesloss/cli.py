@@ -1,6 +1,6 @@
 """Command line: ``bayesloss check`` (the verification matrix), ``bayesloss fit``,
 ``bayesloss sweep`` (a TOML-configured experiment), ``bayesloss report``,
-``bayesloss posterior`` and ``bayesloss which-loss``.
+``bayesloss posterior``, ``bayesloss approximations`` and ``bayesloss which-loss``.
 
 A thin layer over the package: it parses arguments, calls :mod:`bayesloss.check` or
 :func:`bayesloss.fit` / :func:`bayesloss.reference_fit`, and prints. ``--data`` names a
@@ -28,6 +28,7 @@ from .console import interactive
 from .families import FAMILIES
 from .inference import DivergenceError
 from .io import is_table_path, load_table, read_table
+from .approximations import LADDER, REFERENCES
 from .optional import MissingExtraError
 from .priors import PRIORS
 
@@ -400,6 +401,43 @@ def _posterior(args) -> int:
     return _health_code([post])
 
 
+def _approximations(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .approximations import approximations
+    import matplotlib.pyplot as plt
+
+    from .plots import plot_approximations
+
+    fit_intercept = True
+    if args.formula:  # before anything is written to --out
+        d, fit_intercept = _load_formula(args, args.likelihood)
+    else:
+        d = _load(args, args.likelihood)
+    methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
+    table = approximations(
+        _frame(d), d.y, args.likelihood, **({"methods": methods} if methods else {}),
+        reference=args.reference, prior=None if args.prior == "flat" else args.prior,
+        prior_scale=args.prior_scale, noise_scale=args.noise_scale, df=args.df,
+        fit_intercept=fit_intercept, chains=args.chains, warmup=args.warmup,
+        draws=args.draws, seed=args.seed, progress=False if args.quiet else None)
+    print(f"data: {d.name}, n = {d.X.shape[0]}, d = {d.X.shape[1]};  reference: "
+          f"{args.reference}")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print("mean_error_sd: (mean − reference mean) / reference sd;  sd_ratio: sd / reference "
+          "sd;  map's sd: its Laplace standard error")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out / "approximations.csv", index=False)
+        fig = plot_approximations(table)[0].figure
+        fig.savefig(out / "approximations.png", dpi=90, bbox_inches="tight")
+        plt.close(fig)
+        print(f"wrote {out / 'approximations.csv'} and {out / 'approximations.png'}")
+    return _health_code(p for p in table.posteriors.values() if hasattr(p, "info"))
+
+
 def _which_loss(args) -> int:
     from .studies import compare_likelihoods
 
@@ -534,6 +572,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write posterior_summary.csv, posterior.nc (InferenceData, "
                    "compressed) and PNG figures here")
     p.set_defaults(run=_posterior)
+
+    a = _subcommand(sub, "approximations", "one posterior by every approximation, from the "
+                    "point fit to NUTS, against a reference",
+                    "Fit one model by the point fit (MAP), the Laplace approximation, "
+                    "variational guides and NUTS, and tabulate each parameter's mean and sd "
+                    "against NUTS or the exact conjugate posterior, with each method's time.")
+    a.add_argument("likelihood", choices=sorted(FAMILIES), help="the likelihood (the loss)")
+    _data_args(a, f"{BUILTIN} (default: synthetic data of the likelihood)")
+    _formula_arg(a)
+    a.add_argument("--methods", default=None, metavar="M1,M2,...",
+                   help="comma-separated methods among " + ", ".join(LADDER)
+                   + " (default: all that this installation has)")
+    a.add_argument("--reference", choices=list(REFERENCES), default="nuts",
+                   help="nuts (default), or exact: the closed-form posterior of a gaussian "
+                   "likelihood with --noise-scale and a normal or flat prior")
+    a.add_argument("--prior", choices=sorted(PRIORS) + ["flat"], default="normal",
+                   help="prior on the weights (default normal); flat: the posterior whose "
+                   "mode is the MLE")
+    a.add_argument("--prior-scale", type=float, default=1.0,
+                   help="the prior's scale τ (default 1)")
+    _noise_args(a)
+    _sampler_args(a)
+    a.add_argument("--out", metavar="DIR",
+                   help="write approximations.csv and approximations.png here")
+    a.set_defaults(run=_approximations)
 
     w = _subcommand(sub, "which-loss", "rank likelihoods (losses) by PSIS-LOO",
                     "Sample each likelihood's posterior by NUTS and rank them by PSIS-LOO "
