@@ -269,8 +269,9 @@ def approximations(
 
     sampled = dict(chains=chains, warmup=warmup, draws=draws, seed=seed,
                    feature_names=features, progress=progress)
-    point_kw = model_kw if prior is not None else {
-        k: v for k, v in model_kw.items() if k not in ("prior", "prior_scale", "prior_df")}
+    # the MLE takes no prior's knobs (they would only make it warn that its prior is off)
+    point_kw = {k: v for k, v in model_kw.items()
+                if prior is not None or k not in ("prior", "prior_scale", "prior_df")}
     point_kw.update(estimator="mle" if prior is None else "map", seed=seed)
     with warnings.catch_warnings():  # the timed calls issue its warnings again
         warnings.simplefilter("ignore")

@@ -472,6 +472,34 @@ def _optimizer_args(parser) -> None:
                         help="minibatch size (adam only; default: full batch)")
 
 
+def _approximations_parser(sub) -> None:
+    """``bayesloss approximations``: the same model by each method, against a reference."""
+    a = _subcommand(sub, "approximations", "one posterior by every approximation, from the "
+                    "point fit to NUTS, against a reference",
+                    "Fit one model by the point fit (MAP), the Laplace approximation, "
+                    "variational guides and NUTS, and tabulate each parameter's mean and sd "
+                    "against NUTS or the exact conjugate posterior, with each method's time.")
+    a.add_argument("likelihood", choices=sorted(FAMILIES), help="the likelihood (the loss)")
+    _data_args(a, f"{BUILTIN} (default: synthetic data of the likelihood)")
+    _formula_arg(a)
+    a.add_argument("--methods", default=None, metavar="M1,M2,...",
+                   help="comma-separated methods among " + ", ".join(LADDER)
+                   + " (default: all that this installation has)")
+    a.add_argument("--reference", choices=list(REFERENCES), default="nuts",
+                   help="nuts (default), or exact: the closed-form posterior of a gaussian "
+                   "likelihood with --noise-scale and a normal or flat prior")
+    a.add_argument("--prior", choices=sorted(PRIORS) + ["flat"], default="normal",
+                   help="prior on the weights (default normal); flat: the posterior whose "
+                   "mode is the MLE")
+    a.add_argument("--prior-scale", type=float, default=1.0,
+                   help="the prior's scale τ (default 1)")
+    _noise_args(a)
+    _sampler_args(a)
+    a.add_argument("--out", metavar="DIR",
+                   help="write approximations.csv and approximations.png here")
+    a.set_defaults(run=_approximations)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``bayesloss`` command line: every subcommand and option, each with help text, and
     the exit codes in the epilog (rendered by sphinx-argparse in the documentation)."""
@@ -573,30 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "compressed) and PNG figures here")
     p.set_defaults(run=_posterior)
 
-    a = _subcommand(sub, "approximations", "one posterior by every approximation, from the "
-                    "point fit to NUTS, against a reference",
-                    "Fit one model by the point fit (MAP), the Laplace approximation, "
-                    "variational guides and NUTS, and tabulate each parameter's mean and sd "
-                    "against NUTS or the exact conjugate posterior, with each method's time.")
-    a.add_argument("likelihood", choices=sorted(FAMILIES), help="the likelihood (the loss)")
-    _data_args(a, f"{BUILTIN} (default: synthetic data of the likelihood)")
-    _formula_arg(a)
-    a.add_argument("--methods", default=None, metavar="M1,M2,...",
-                   help="comma-separated methods among " + ", ".join(LADDER)
-                   + " (default: all that this installation has)")
-    a.add_argument("--reference", choices=list(REFERENCES), default="nuts",
-                   help="nuts (default), or exact: the closed-form posterior of a gaussian "
-                   "likelihood with --noise-scale and a normal or flat prior")
-    a.add_argument("--prior", choices=sorted(PRIORS) + ["flat"], default="normal",
-                   help="prior on the weights (default normal); flat: the posterior whose "
-                   "mode is the MLE")
-    a.add_argument("--prior-scale", type=float, default=1.0,
-                   help="the prior's scale τ (default 1)")
-    _noise_args(a)
-    _sampler_args(a)
-    a.add_argument("--out", metavar="DIR",
-                   help="write approximations.csv and approximations.png here")
-    a.set_defaults(run=_approximations)
+    _approximations_parser(sub)
 
     w = _subcommand(sub, "which-loss", "rank likelihoods (losses) by PSIS-LOO",
                     "Sample each likelihood's posterior by NUTS and rank them by PSIS-LOO "
