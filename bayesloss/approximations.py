@@ -125,32 +125,25 @@ def exact_gaussian(X, y, spec) -> tuple[np.ndarray, np.ndarray]:
     return mean, cov
 
 
-def _draw_moments(post: Posterior, features) -> dict:
-    """``label → (mean, sd)`` of every scalar's draws (chains pooled)."""
-    out = {}
-    for site in ("weight", "bias", "scale"):
-        if site not in post.idata.posterior:
-            continue
-        draws = post.draws(site)
-        for idx in np.ndindex(*draws.shape[1:]):
-            column = draws[(slice(None),) + idx]
-            out[parameter_label(site, idx, features)] = (float(column.mean()),
-                                                         float(column.std(ddof=1)))
-    return out
-
-
-def _laplace_moments(post: Posterior, features) -> dict:
-    """``label → (mean, sd)`` of the Laplace approximation itself (no Monte Carlo error):
-    Gaussian coefficients, a log-normal learned scale (Gaussian in ``log σ``)."""
+def _posterior_moments(post: Posterior, features) -> dict:
+    """``label → (mean, sd)`` of a posterior's parameters: the coefficients' from its
+    :attr:`~Posterior.mean_` and :attr:`~Posterior.cov_` (exact for the Laplace and the
+    Gaussian guides, the draws' for NUTS and the flow); a learned scale's from its draws, or
+    for Laplace in closed form (log-normal: Gaussian in ``log σ``)."""
     out = {name: (float(m), float(np.sqrt(v)))
            for name, m, v in zip(post.names, post.mean_, np.diag(post.cov_))}
-    approx = post.approximation
-    for s in post.potential.sites:
-        if s.name == "scale":
-            mu, var = approx.mode[s.start], approx.cov[s.start, s.start]
-            mean = np.exp(mu + var / 2)
-            out[parameter_label("scale", (), features)] = (float(mean),
-                                                           float(mean * np.sqrt(np.expm1(var))))
+    if "scale" not in post.idata.posterior:
+        return out
+    label = parameter_label("scale", (), features)
+    if post.method == "laplace":
+        (site,) = [s for s in post.potential.sites if s.name == "scale"]
+        mu = post.approximation.mode[site.start]
+        var = post.approximation.cov[site.start, site.start]
+        mean = np.exp(mu + var / 2)
+        out[label] = (float(mean), float(mean * np.sqrt(np.expm1(var))))
+    else:
+        draws = post.draws("scale")
+        out[label] = (float(draws.mean()), float(draws.std(ddof=1)))
     return out
 
 
@@ -229,8 +222,9 @@ def approximations(
     ApproximationTable
         A tidy DataFrame, one row per method (the reference's too) and parameter:
 
-        * ``mean``, ``sd``: the method's posterior mean and sd. Laplace: its Gaussian's
-          exact moments (a learned scale is log-normal); VI and NUTS: moments of the draws;
+        * ``mean``, ``sd``: the method's posterior mean and sd. Laplace and the Gaussian
+          guides: their exact moments (Laplace's learned scale is log-normal, in closed form;
+          the guides' from their draws); NUTS and the flow: moments of the draws;
           ``map``: the point estimate, and as sd its Laplace standard error in the
           constrained space (the observed information at the mode, as :meth:`Fit.summary`
           prints it; NaN where the density has kinks). A delta guide itself claims no
@@ -289,8 +283,7 @@ def approximations(
             name, _, guide = method.partition("-")
             extra = {"guide": guide} if guide else {}
             post = posterior(Xc, yc, likelihood, method=name, **model_kw, **sampled, **extra)
-            moments = (_laplace_moments(post, features) if name == "laplace"
-                       else _draw_moments(post, features))
+            moments = _posterior_moments(post, features)
             khat = float(post.info.get("khat", np.nan))
             results[method] = post
         rows.append((method, moments, khat, time.perf_counter() - start))
