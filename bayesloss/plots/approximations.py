@@ -19,6 +19,9 @@ COLORS = {"map": "black", "laplace": "tab:blue", "vi-diagonal": "tab:orange",
           "vi-mvn": "tab:green", "vi-lowrank": "tab:olive", "vi-flow": "tab:purple",
           "nuts": "tab:red", "exact": "tab:gray"}
 GRID_POINTS = 200
+#: errors below this are drawn at it: exact to the solvers' precision (1e-15 would squeeze
+#: every other method into one corner of a log axis)
+ERROR_FLOOR = 1e-4
 
 
 def _marginal(result, parameter):
@@ -48,11 +51,12 @@ def _overlay(ax, rows, posteriors, reference):
             continue
         site, draws = (_marginal(posteriors[method], row["parameter"]) if method in posteriors
                        else (None, None))
-        if draws is not None and not (method == "laplace" and site != "scale"):
+        gaussian = method == "exact" or (method == "laplace" and site not in (None, "scale"))
+        if draws is not None and not gaussian:
             ax.plot(grid, gaussian_kde(draws)(grid), **style)
         else:  # Gaussian indeed (exact; Laplace's coefficients), or a table read from a file
-            ax.plot(grid, norm.pdf(grid, row["mean"], row["sd"]),
-                    ls="-" if method == "exact" else "--", **style)
+            ax.plot(grid, norm.pdf(grid, row["mean"], row["sd"]), ls="-" if gaussian else "--",
+                    **style)
     ax.set_title(str(ref["parameter"]), fontsize="medium")
     ax.set_xlabel(str(ref["parameter"]))
     ax.set_ylabel("density")
@@ -61,7 +65,7 @@ def _overlay(ax, rows, posteriors, reference):
 
 def _cost(ax, table, reference):
     """Largest |mean error| and |sd ratio − 1| over the parameters against seconds, per
-    method (log-log; the reference and exact zeros left out)."""
+    method (log-log, floored at :data:`ERROR_FLOOR`; the reference left out)."""
     worst = table[table["method"] != reference].groupby("method", sort=False).agg(
         seconds=("seconds", "first"),
         mean_error=("mean_error_sd", lambda v: np.max(np.abs(v))),
@@ -69,14 +73,14 @@ def _cost(ax, table, reference):
     for method, row in worst.iterrows():
         color = COLORS.get(method, "tab:brown")
         for column, marker in (("mean_error", "o"), ("sd_error", "s")):
-            if np.isfinite(row[column]) and row[column] > 0:
-                ax.plot(row["seconds"], row[column], marker, color=color, ms=7,
-                        mfc=color if marker == "o" else "none")
+            if np.isfinite(row[column]):
+                ax.plot(row["seconds"], max(row[column], ERROR_FLOOR), marker, color=color,
+                        ms=7, mfc=color if marker == "o" else "none")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_title(f"error vs time (reference: {reference})", fontsize="medium")
     ax.set_xlabel("seconds")
-    ax.set_ylabel("worst error (reference sds)")
+    ax.set_ylabel(f"worst error (reference sds, ≥ {ERROR_FLOOR:g})")
     ax.legend(handles=[Line2D([], [], marker="o", ls="", color="0.3", label="|mean error|"),
                        Line2D([], [], marker="s", ls="", color="0.3", mfc="none",
                               label="|sd ratio − 1|")],
