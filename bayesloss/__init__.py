@@ -23,6 +23,7 @@ from .results import Fit
 from .spec import ConvergenceWarning, IdentifiabilityWarning, ModelSpec, PriorWarning, make_spec
 from .studies import LikelihoodComparison, LOOWarning, compare_likelihoods, mode_space_demo
 from .training import TrainingEquivalence, torch_equivalence
+from .variational import ApproximationWarning
 
 __version__ = "0.1.0"
 
@@ -32,5 +33,6 @@ __all__ = [
     "ConvergenceWarning", "IdentifiabilityWarning", "PriorWarning", "DivergenceError",
     "torch_equivalence", "TrainingEquivalence",
     "posterior", "Posterior", "compare_likelihoods", "LikelihoodComparison", "shrinkage_path",
-    "mode_space_demo", "SamplerWarning", "LOOWarning", "approximations", "ApproximationTable",
+    "mode_space_demo", "SamplerWarning", "LOOWarning", "ApproximationWarning",
+    "approximations", "ApproximationTable",
 ]

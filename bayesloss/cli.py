@@ -31,6 +31,7 @@ from .io import is_table_path, load_table, read_table
 from .approximations import LADDER, REFERENCES
 from .optional import MissingExtraError
 from .priors import PRIORS
+from .variational import GUIDES
 
 MATRICES = ("all", "synthetic", "real")
 BUILTIN = ("diabetes, breast_cancer, iris, wine, longley, cpunish, randhie, or "
@@ -373,7 +374,7 @@ def _posterior(args) -> int:
     post = posterior(_frame(d), d.y, args.likelihood, prior=prior, prior_scale=args.prior_scale,
                      fit_intercept=fit_intercept,
                      noise_scale=args.noise_scale, df=args.df, method=args.method,
-                     chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
+                     guide=args.guide, chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
                      progress=False if args.quiet else None)
     print(f"data: {d.name}, n = {d.X.shape[0]}, d = {d.X.shape[1]};  {post!r};  "
           f"chains: {post.info['chains']}")
@@ -384,6 +385,10 @@ def _posterior(args) -> int:
         print(f"max R-hat {h['max_rhat']:.4f}  min bulk ESS {h['min_ess_bulk']:.0f}  "
               f"min tail ESS {h['min_ess_tail']:.0f}  divergences {h['divergences']}  "
               f"min E-BFMI {h['min_ebfmi']:.2f}")
+    if args.method == "vi":
+        print(f"guide {args.guide}: {post.info['steps']} SVI steps (plateau "
+              f"{'reached' if post.info['converged'] else 'not reached'}), final ELBO "
+              f"{post.info['elbo'][-1]:.2f}, Pareto k̂ {post.info['khat']:.2f}")
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -579,16 +584,21 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("out", help="the sweep's output directory")
     rep.set_defaults(run=_report)
 
-    p = _subcommand(sub, "posterior", "sample the posterior (NUTS) or its Laplace "
-                    "approximation; write summary, InferenceData and figures",
+    p = _subcommand(sub, "posterior", "sample the posterior (NUTS), its Laplace or a "
+                    "variational approximation; write summary, InferenceData and figures",
                     "The posterior of likelihood + prior: NUTS draws (or the Laplace "
-                    "approximation's), summarised beside the MLE and the MAP.")
+                    "approximation's, or a fitted guide's), summarised beside the MLE and the "
+                    "MAP.")
     p.add_argument("likelihood", choices=sorted(FAMILIES), help="the likelihood (the loss)")
     _data_args(p, f"{BUILTIN} (default: synthetic data of the likelihood)")
     _formula_arg(p)
-    p.add_argument("--method", choices=["nuts", "laplace"], default="nuts",
+    p.add_argument("--method", choices=["nuts", "laplace", "vi"], default="nuts",
                    help="nuts: Pyro NUTS draws (default); laplace: draws from the Gaussian "
-                   "at the mode (smooth models only)")
+                   "at the mode (smooth models only); vi: draws from a Pyro autoguide fitted "
+                   "by SVI (see --guide)")
+    p.add_argument("--guide", choices=list(GUIDES), default="diagonal",
+                   help="the guide of --method vi: diagonal (mean-field Gaussian, default), "
+                   "mvn (full-rank Gaussian), lowrank, flow (inverse autoregressive flow)")
     p.add_argument("--prior", choices=sorted(PRIORS) + ["flat"], default="normal",
                    help="prior on the weights (default normal); flat: the posterior whose "
                    "mode is the MLE")

@@ -93,6 +93,17 @@ def loo(idata: az.InferenceData):
     return az.loo(idata, pointwise=True)
 
 
+def pareto_khat(log_ratios: np.ndarray) -> float:
+    """The Pareto-smoothed importance sampling shape k̂ of importance ratios given as logs
+    (one per draw; ArviZ's ``psislw``, Vehtari et al. 2024): below 0.5 the proposal is close
+    to the target, above :data:`PARETO_K_MAX` the importance ratios' tail is too heavy to
+    trust."""
+    with warnings.catch_warnings():  # the verdict is the caller's to give
+        warnings.simplefilter("ignore", UserWarning)
+        _, khat = az.psislw(np.asarray(log_ratios, dtype=np.float64))
+    return float(khat)
+
+
 def compare(idatas: dict) -> pd.DataFrame:
     """Rank models by PSIS-LOO expected log predictive density (``az.compare``)."""
     return az.compare(idatas, ic="loo")

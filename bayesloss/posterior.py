@@ -19,6 +19,8 @@ too: the posterior whose mode is the MLE.
   is close to N(0, I) however unscaled or collinear the design is.
 * ``method="laplace"``: the Gaussian ``N(û, A Aᵀ)`` itself; weights and intercept are Gaussian
   in their own (user's) coordinates, a learned scale is log-normal (Gaussian in ``log σ``).
+* ``method="vi"``: a Pyro autoguide over the model's sites fitted by SVI
+  (:mod:`bayesloss.variational`: the guides, the stopping rule, k̂).
 
 Where the mode lives: a point fit's MAP (AutoDelta) is the mode of the density of θ (the
 *constrained* space); the Laplace approximation's mode is that of the density of ``u``, which
@@ -46,8 +48,9 @@ from .inference import fit
 from .potential import GaussianApproximation, Potential, laplace_approximation
 from .results import Fit, Table, feature_labels, parameter_label
 from .spec import IdentifiabilityWarning, check_data, feature_names as frame_names, make_spec
+from .variational import check_guide, fit_guide
 
-METHODS = ("nuts", "laplace")
+METHODS = ("nuts", "laplace", "vi")
 MIN_DRAWS = 50  # split R-hat and the ESS estimates need a few dozen draws per chain
 
 
@@ -110,7 +113,7 @@ class Posterior:
     spec:
         The model (``estimator="mle"`` when ``prior=None``: flat weights).
     method:
-        ``"nuts"`` or ``"laplace"``.
+        ``"nuts"``, ``"laplace"`` or ``"vi"`` (``info["guide"]`` names the guide).
     idata:
         ``arviz.InferenceData`` with ``posterior`` (the model's sites ``weight`` over the
         ``feature`` dimension, whose coordinates are :attr:`feature_names`, ``bias``, ``scale``
@@ -119,8 +122,8 @@ class Posterior:
         ``log_likelihood`` and ``posterior_predictive`` (``obs``), ``observed_data``.
     mean_, cov_:
         Posterior mean and covariance of ``[coef…, intercept]`` (coef row-major for
-        categorical) in the user's coordinates: exact Gaussian moments for ``"laplace"``,
-        sample moments for ``"nuts"``. :attr:`names` labels them
+        categorical) in the user's coordinates: exact Gaussian moments for ``"laplace"`` and
+        the Gaussian guides of ``"vi"``, sample moments for ``"nuts"`` and the flow guide. :attr:`names` labels them
         (:func:`~bayesloss.results.parameter_label`: ``age``, ``intercept``).
     mle, map:
         The core's point fits (:func:`bayesloss.fit`); ``mle`` is None where the MLE does not
@@ -132,7 +135,8 @@ class Posterior:
         The columns' names: a DataFrame's, ``feature_names=``, or ``x0, x1, …``.
     info:
         Timing, chain method (parallel processes or sequential, and why), sampler health
-        (``info["health"]``), etc.
+        (``info["health"]``), etc.; for ``"vi"``: ``guide``, ``elbo`` (the estimate per
+        step), ``steps``, ``converged``, ``khat`` (PSIS k̂ of log p − log q).
     """
 
     spec: object
@@ -284,11 +288,13 @@ def _site_values(point: Optional[Fit]) -> Optional[dict]:
     return values
 
 
-def check_sampling_args(method, chains, warmup, draws):
-    """A ValueError naming the first of ``method``, ``chains``, ``warmup``, ``draws`` that a
-    sampler cannot take (before any fit runs)."""
+def check_sampling_args(method, chains, warmup, draws, guide="diagonal"):
+    """A ValueError naming the first of ``method``, ``chains``, ``warmup``, ``draws`` (and
+    ``guide`` for ``method="vi"``) that a sampler cannot take (before any fit runs)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; valid names are {list(METHODS)}")
+    if method == "vi":
+        check_guide(guide)
     for name, value, low in (("chains", chains, 1), ("warmup", warmup, 0),
                              ("draws", draws, MIN_DRAWS)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
@@ -398,6 +404,7 @@ def posterior(
     fit_intercept: bool = True,
     penalize_intercept: bool = False,
     method: str = "nuts",
+    guide: str = "diagonal",
     chains: int = 4,
     warmup: int = 500,
     draws: int = 1000,
@@ -408,7 +415,8 @@ def posterior(
     progress: Optional[bool] = None,
     feature_names: Optional[Sequence[str]] = None,
 ) -> Posterior:
-    r"""The posterior of the model ``likelihood`` + ``prior`` on (X, y), by NUTS or Laplace.
+    r"""The posterior of the model ``likelihood`` + ``prior`` on (X, y), by NUTS, Laplace or
+    variational inference.
 
     .. math::
 
@@ -429,21 +437,27 @@ def posterior(
         separable classes, fewer rows than coefficients, constant or duplicated columns).
     method:
         ``"nuts"`` (Pyro NUTS on the derived, whitened potential) or ``"laplace"`` (the
-        Gaussian at the mode in the unconstrained space, exact Hessian; smooth models only).
+        Gaussian at the mode in the unconstrained space, exact Hessian; smooth models only) or
+        ``"vi"`` (a Pyro autoguide fitted by SVI; kinked models too:
+        :mod:`bayesloss.variational`).
+    guide:
+        For ``"vi"``: ``"diagonal"`` (mean-field Gaussian), ``"mvn"`` (full-rank Gaussian),
+        ``"lowrank"`` or ``"flow"`` (inverse autoregressive flow).
     chains, warmup, draws:
         NUTS chains (parallel processes where the machine has a CPU per chain besides the main
         one, sequential otherwise: ``info["chains"]`` says which and why), warm-up iterations
         (step size and diagonal mass adaptation), and draws kept per chain (≥ 50). The Laplace
-        method draws ``chains × draws`` from its Gaussian so every plot works on it.
+        and VI methods draw ``chains × draws`` from their distribution so every plot works on
+        them.
     seed:
-        Seeds the point fits, the starting points and the sampler.
+        Seeds the point fits, the starting points and the sampler (or the guide's fit).
     target_accept, max_tree_depth:
         NUTS settings (Pyro's ``target_accept_prob`` and ``max_tree_depth``).
     mp_context:
         Multiprocessing start method for parallel chains (default ``"fork"`` where available,
         else ``"spawn"``; the potential is picklable).
     progress:
-        Pyro's progress bar while sampling (default: on a terminal, or in a notebook with
+        Pyro's progress bar while sampling or fitting a guide (default: on a terminal, or in a notebook with
         ipywidgets; never into a pipe or a log file).
     feature_names:
         The columns' names: the ``feature`` coordinates of :attr:`Posterior.idata` and the
@@ -455,13 +469,14 @@ def posterior(
     Posterior
         Draws as ``arviz.InferenceData``, posterior mean and covariance, the MLE and MAP point
         fits, diagnostics. NUTS runs that fail the health thresholds warn
-        (:class:`SamplerWarning`).
+        (:class:`SamplerWarning`); a VI posterior whose k̂ exceeds 0.7 warns
+        (:class:`~bayesloss.variational.ApproximationWarning`).
     """
     if isinstance(X, str) or data is not None or y is None or likelihood is None:
         from .formula import call_with_formula  # a formula on a frame (or arguments missing)
 
         return call_with_formula(posterior, locals())
-    check_sampling_args(method, chains, warmup, draws)
+    check_sampling_args(method, chains, warmup, draws, guide)
     model_kw = dict(prior="normal" if prior is None else prior, prior_scale=prior_scale,
                     noise_scale=noise_scale, df=df, prior_df=prior_df,
                     fit_intercept=fit_intercept, penalize_intercept=penalize_intercept)
@@ -474,7 +489,8 @@ def posterior(
     if method == "laplace" and spec.kinked:
         raise ValueError(
             f"the Laplace approximation needs a twice-differentiable log density; "
-            f"{spec.label()} has kinks (a laplace likelihood or prior): use method='nuts'")
+            f"{spec.label()} has kinks (a laplace likelihood or prior): use method='nuts' "
+            "or 'vi'")
     names = frame_names(X) if feature_names is None else feature_names
     X, y = _validated(X, y, spec)
     feature_names = feature_labels(names, X.shape[1])
@@ -499,6 +515,11 @@ def posterior(
                         dtype=torch.float64)
         u = torch.as_tensor(approx.mode) + z @ torch.as_tensor(approx.transform).T
         stats, info["chains"] = None, "independent draws from the Gaussian"
+    elif method == "vi":
+        vi = fit_guide(potential, approx, guide, chains=chains, draws=draws, seed=seed,
+                       progress=progress, stacklevel=4)  # the caller of posterior()
+        u, stats = torch.as_tensor(vi.draws), None
+        info.update(vi.info, chains="independent draws from the guide")
     else:
         whitened = _Whitened(potential, approx.mode, approx.transform)
         z, stats, info["chains"] = _run_nuts(
@@ -512,6 +533,8 @@ def posterior(
     names, idx = _coef_layout(potential, feature_names)
     if method == "laplace":
         mean, cov = approx.mode[idx], approx.cov[np.ix_(idx, idx)]
+    elif method == "vi":
+        mean, cov = vi.mean[idx], vi.cov[np.ix_(idx, idx)]
     else:
         flat = u.reshape(-1, u.shape[-1]).numpy()[:, idx]
         mean, cov = flat.mean(0), np.cov(flat, rowvar=False)

@@ -15,8 +15,8 @@ driver knows nothing of families (see ``../shared/DESIGN.md``, "The engine").
 
 from .driver import (
     DEFAULT_CHECK_EVERY, DEFAULT_LR, DTYPE, SMOOTHING_SCHEDULE, STAGE_ITER, DivergenceError,
-    Objective, ObjectiveChange, Solver, elbo_loss, full_grad_norm, lbfgs_stage, minimise_elbo,
-    progress_bar, run_adam, run_lbfgs, stop_rule,
+    ElboPlateau, Objective, ObjectiveChange, Solver, elbo_loss, full_grad_norm, lbfgs_stage,
+    minimise_elbo, progress_bar, run_adam, run_lbfgs, stop_rule,
 )
 from .kink import kink_finish
 from .linear import (
@@ -28,8 +28,8 @@ from .problem import Problem, SmoothFinish
 
 __all__ = [
     "DEFAULT_CHECK_EVERY", "DEFAULT_LR", "DTYPE", "SMOOTHING_SCHEDULE", "STAGE_ITER",
-    "DivergenceError", "LinearProblem", "Objective", "ObjectiveChange", "Preconditioner",
-    "Problem", "Run", "SmoothFinish", "Solver", "check_separation", "elbo_loss",
+    "DivergenceError", "ElboPlateau", "LinearProblem", "Objective", "ObjectiveChange",
+    "Preconditioner", "Problem", "Run", "SmoothFinish", "Solver", "check_separation", "elbo_loss",
     "full_grad_norm", "initial_values", "kink_finish", "lbfgs_stage", "minimise_elbo",
     "newton_start", "optimize", "polish_active_set", "profile_scale", "progress_bar",
     "run_adam", "run_lbfgs", "site_newton", "stop_rule",

@@ -12,7 +12,8 @@ the delta-guide ELBO of any :class:`~bayesloss.engine.problem.Problem`.
   problem's ``after_stage`` hook runs after each stage (an exact finish, a measured change)
   and its ``judge`` decides what converged means.
 * ``"adam"``: ``pyro.infer.SVI`` with ``ClippedAdam`` and a geometrically decaying learning
-  rate, full batch or minibatches (:func:`run_adam`).
+  rate, full batch or minibatches (:func:`run_adam`); the same loop fits guides with spread
+  (variational inference) on a stochastic ELBO, stopped on its plateau (:class:`ElboPlateau`).
 
 ``max_iter`` is the whole budget across stages, Newton steps and exact finishes; one
 :class:`~bayesloss.spec.ConvergenceWarning` text (:meth:`Solver.warn_unconverged`); one
@@ -26,6 +27,7 @@ import warnings
 from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 from pyro.infer import SVI, Trace_ELBO
 from pyro.optim import ClippedAdam
@@ -339,9 +341,46 @@ def full_grad_norm(elbo, model, guide, params, X, y) -> float:
     return g
 
 
-def run_adam(problem, guide, params, solver: Solver):
+class ElboPlateau:
+    """The stopping rule of a stochastic ELBO (a guide with spread, several particles): the
+    −ELBO estimates of each ``window`` steps are averaged, and the run stops at the end of the
+    first window (the second at the earliest) whose mean is not below the previous window's by
+    more than ``max(tol, 2 se)``, ``se`` the standard error of that difference (each window's
+    spread of estimates / √window). The decrease is then lost in the Monte Carlo noise, or
+    below ``tol`` nats where the estimates hardly vary (a guide that matches the posterior
+    has an almost constant log p − log q).
+
+    Called with each step's −ELBO estimate; returns whether to stop. ``losses`` keeps them
+    all, ``converged`` whether the plateau was reached.
+    """
+
+    def __init__(self, window: int, tol: float):
+        self.window, self.tol = int(window), float(tol)
+        self.losses: list = []
+        self.converged = False
+
+    def __call__(self, loss: float) -> bool:
+        self.losses.append(loss)
+        w, n = self.window, len(self.losses)
+        if n % w or n < 2 * w:
+            return False
+        previous, current = np.array(self.losses[-2 * w:-w]), np.array(self.losses[-w:])
+        se = math.sqrt((previous.var(ddof=1) + current.var(ddof=1)) / w)
+        self.converged = previous.mean() - current.mean() <= max(self.tol, 2.0 * se)
+        return self.converged
+
+
+def run_adam(problem, guide, params, solver: Solver, elbo=None,
+             plateau: Optional[ElboPlateau] = None):
     """SVI with ClippedAdam (``solver``'s ``lr``, ``num_steps``, ``batch_size``, ``tol``,
     ``check_every``, ``progress``), the learning rate decaying geometrically over ``num_steps``.
+
+    ``elbo`` is the SVI loss (default ``Trace_ELBO()``, exact for a delta guide). With a
+    ``plateau`` rule the guide has spread and the ELBO is a Monte Carlo estimate: the run
+    stops when the rule says so (``converged`` is the rule's) and returns the Polyak–Ruppert
+    average of the iterates over the last window (``check_every`` steps), the learning rate
+    decaying to 1/10 of ``lr`` over ``num_steps``; none of the gradient checks below apply (the
+    returned |grad|∞ is NaN).
 
     Full-batch smooth objectives stop once the full-data gradient ∞-norm is ≤ ``tol``. At a
     kink no gradient gets small, and minibatch gradients are noisy: either way the iterate
@@ -356,19 +395,20 @@ def run_adam(problem, guide, params, solver: Solver):
     tol, num_steps, lr, batch_size = solver.tol, solver.num_steps, solver.lr, solver.batch_size
     check_every = solver.check_every
     model = problem.model()
+    stochastic = plateau is not None
     # Kinks and minibatch noise both keep the iterate within about one learning rate of the
     # optimum: those runs take their whole schedule, decaying further.
-    whole_schedule = spec.kinked or batch_size is not None
+    whole_schedule = not stochastic and (spec.kinked or batch_size is not None)
     minibatch = batch_size is not None
     # Minibatch noise: a gentle decay (to 1/10) and the Polyak–Ruppert average of the iterates
     # over the second half of the schedule, whose error shrinks like 1/√(steps averaged);
     # a step decayed to ~0 would instead freeze the iterate wherever the noise left it.
-    final_lr_ratio = 1e-1 if minibatch else 1e-4 if whole_schedule else 1e-3
+    final_lr_ratio = 1e-1 if minibatch or stochastic else 1e-4 if whole_schedule else 1e-3
     average_from = num_steps // 2 if minibatch else num_steps + 1
     average, n_avg = None, 0
     optim = ClippedAdam({"lr": lr, "lrd": final_lr_ratio ** (1.0 / num_steps), "clip_norm": 1e6})
-    svi = SVI(model, guide, optim, Trace_ELBO())
-    elbo = Trace_ELBO()
+    svi = SVI(model, guide, optim, Trace_ELBO() if elbo is None else elbo)
+    exact_elbo = Trace_ELBO()  # the delta guide's objective, for the checks
     X, y = problem.X, problem.y
     bar = progress_bar(num_steps, solver.progress, f"adam {spec.label()}")
     shift = problem.shift(guide)
@@ -379,7 +419,7 @@ def run_adam(problem, guide, params, solver: Solver):
             raise_if_bad(torch.tensor(loss), "Adam (SVI)")
         if bar is not None:
             bar.update(1)
-        if step > average_from:
+        if step > average_from or stochastic:
             with torch.no_grad():
                 n_avg += 1
                 if average is None:
@@ -389,14 +429,19 @@ def run_adam(problem, guide, params, solver: Solver):
                         a.add_((p.detach() - a) / n_avg)
         if step % check_every == 0:
             shift()
-        if spec.kinked:
+        if stochastic:
+            if plateau(loss):
+                break
+            if step % check_every == 0:  # the next window's average
+                average, n_avg = None, 0
+        elif spec.kinked:
             if step > num_steps - check_every:  # the last window, to measure its change
                 with torch.no_grad():
-                    exact = float(elbo.differentiable_loss(model, guide, X, y)) / X.shape[0]
+                    exact = float(exact_elbo.differentiable_loss(model, guide, X, y)) / X.shape[0]
                 exact_prev = exact if exact_prev is None else exact_prev
                 rel_change = abs(exact_prev - exact) / max(abs(exact), 1.0)
         elif not whole_schedule and (step % check_every == 0 or step == num_steps):
-            gnorm = full_grad_norm(elbo, model, guide, params, X, y)
+            gnorm = full_grad_norm(exact_elbo, model, guide, params, X, y)
             if gnorm <= tol:
                 break
     if bar is not None:
@@ -406,10 +451,13 @@ def run_adam(problem, guide, params, solver: Solver):
             for a, p in zip(average, params):
                 p.copy_(a)
     if whole_schedule:
-        gnorm = full_grad_norm(elbo, model, guide, params, X, y)
-    converged = rel_change <= tol if spec.kinked else gnorm <= tol
+        gnorm = full_grad_norm(exact_elbo, model, guide, params, X, y)
+    if stochastic:
+        converged, gnorm = plateau.converged, math.nan
+    else:
+        converged = rel_change <= tol if spec.kinked else gnorm <= tol
     info = {"lr": lr, "final_lr_ratio": final_lr_ratio}
-    if spec.kinked:
+    if spec.kinked and not stochastic:
         info["objective_rel_change"] = rel_change
     return step, gnorm, converged, info
 
