@@ -28,7 +28,7 @@ from .console import interactive
 from .families import FAMILIES
 from .inference import DivergenceError
 from .io import is_table_path, load_table, read_table
-from .approximations import LADDER, REFERENCES
+from .approximations import DEFAULT_METHODS, LADDER, REFERENCES
 from .optional import MissingExtraError
 from .priors import PRIORS
 from .variational import GUIDES
@@ -489,7 +489,7 @@ def _approximations_parser(sub) -> None:
     _formula_arg(a)
     a.add_argument("--methods", default=None, metavar="M1,M2,...",
                    help="comma-separated methods among " + ", ".join(LADDER)
-                   + " (default: all that this installation has)")
+                   + " (default: " + ",".join(DEFAULT_METHODS) + ")")
     a.add_argument("--reference", choices=list(REFERENCES), default="nuts",
                    help="nuts (default), or exact: the closed-form posterior of a gaussian "
                    "likelihood with --noise-scale and a normal or flat prior")

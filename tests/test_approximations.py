@@ -13,7 +13,7 @@ from sklearn.linear_model import Ridge
 
 import bayesloss
 from bayesloss import plots
-from bayesloss.approximations import COLUMNS, available_methods
+from bayesloss.approximations import COLUMNS
 from bayesloss.cli import main
 
 SIGMA, TAU = 1.5, 0.5
@@ -43,7 +43,7 @@ def _exact_ridge(X, y):
 def conjugate():
     X, y = _correlated()
     table = bayesloss.approximations(
-        X, y, "gaussian", methods=["map", "laplace", "nuts"], reference="exact",
+        X, y, "gaussian", methods=["map", "laplace", "vi-mvn", "nuts"], reference="exact",
         prior="normal", prior_scale=TAU, noise_scale=SIGMA, chains=1, warmup=100, draws=300,
         seed=1, feature_names=NAMES)
     return X, y, table
@@ -56,7 +56,7 @@ def _rows(table, method):
 def test_table_is_tidy_and_its_exact_reference_is_the_ridge_posterior(conjugate):
     X, y, table = conjugate
     assert list(table.columns) == COLUMNS
-    assert list(dict.fromkeys(table["method"])) == ["map", "laplace", "nuts", "exact"]
+    assert list(dict.fromkeys(table["method"])) == ["map", "laplace", "vi-mvn", "nuts", "exact"]
     assert (table.groupby("method").size() == 3).all()
     mean, precision = _exact_ridge(X, y)
     exact = _rows(table, "exact")
@@ -65,14 +65,20 @@ def test_table_is_tidy_and_its_exact_reference_is_the_ridge_posterior(conjugate)
                                rtol=1e-10)
     assert (exact["mean_error_sd"] == 0).all() and (exact["sd_ratio"] == 1).all()
     # the errors are in units of the reference's sd, by definition
-    for method in ("map", "laplace", "nuts"):
+    for method in ("map", "laplace", "vi-mvn", "nuts"):
         rows = _rows(table, method)
         np.testing.assert_allclose(rows["mean_error_sd"],
                                    (rows["mean"] - exact["mean"]) / exact["sd"], rtol=1e-12)
         np.testing.assert_allclose(rows["sd_ratio"], rows["sd"] / exact["sd"], rtol=1e-12)
     assert (table["seconds"] > 0).all()
-    assert table["khat"].isna().all()  # no variational method here
-    assert set(table.posteriors) == {"map", "laplace", "nuts"}
+    assert set(table.posteriors) == {"map", "laplace", "vi-mvn", "nuts"}
+    # k̂ of log p − log q: for the approximations with a q, one per method
+    khat = table.groupby("method", sort=False)["khat"].agg(["first", "nunique"])
+    assert khat.loc[["map", "nuts", "exact"], "first"].isna().all()
+    assert (khat.loc[["laplace", "vi-mvn"], "nunique"] == 1).all()
+    assert khat.loc["vi-mvn", "first"] == table.posteriors["vi-mvn"].info["khat"]
+    # the Laplace q is this Gaussian posterior itself: log p − log q is constant, k̂ small
+    assert khat.loc["laplace", "first"] < 0.5
 
 
 def test_laplace_and_map_are_exact_to_their_stopping_rules(conjugate):
@@ -138,14 +144,6 @@ def test_bad_requests_are_clear_value_errors(kwargs, match):
         bayesloss.approximations(X, y, **args)
 
 
-@pytest.mark.skipif("vi-mvn" in available_methods(), reason="this bayesloss has VI")
-def test_vi_methods_without_vi_say_so():
-    X, y = _correlated(n=30)
-    with pytest.raises(ValueError, match="no posterior\\(method='vi'\\)"):
-        bayesloss.approximations(X, y, "gaussian", methods=["vi-mvn"], reference="exact",
-                                 noise_scale=SIGMA)
-
-
 def test_cli_writes_the_table_and_the_figure(tmp_path, capsys):
     X, y = _correlated(n=40)
     path = tmp_path / "doses.csv"
@@ -179,13 +177,13 @@ def test_plot_overlays_each_method_and_draws_error_vs_time(conjugate):
     axes = plots.plot_approximations(table)
     fig = axes[0].figure
     assert [ax.get_title() for ax in axes[:-1]] == NAMES + ["intercept"]
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["map", "laplace", "nuts",
-                                                                   "exact"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["map", "laplace", "vi-mvn",
+                                                                   "nuts", "exact"]
     point = _rows(table, "map")
     exact = _rows(table, "exact")
     nuts = table.posteriors["nuts"].draws("weight")
     for j, (ax, name) in enumerate(zip(axes, NAMES + ["intercept"])):
-        vline, laplace, kde, density = ax.lines
+        vline, laplace, vi, kde, density = ax.lines
         assert vline.get_xdata()[0] == point.loc[name, "mean"]
         grid = density.get_xdata()
         np.testing.assert_allclose(density.get_ydata(),
@@ -212,7 +210,7 @@ def test_plot_of_a_table_read_back_draws_gaussians(conjugate, tmp_path):
     table.to_csv(tmp_path / "t.csv", index=False)
     plain = pd.read_csv(tmp_path / "t.csv")
     axes = plots.plot_approximations(plain, parameters=["dose"])
-    nuts_line = axes[0].lines[2]
+    nuts_line = axes[0].lines[3]
     row = _rows(table, "nuts").loc["dose"]
     grid = nuts_line.get_xdata()
     assert nuts_line.get_linestyle() == "--"
