@@ -11,7 +11,7 @@ classical loss with a trusted solver, and see both agree::
 """
 
 from . import console  # first: it imports tqdm.auto before Pyro does, without a warning
-from .approximations import ApproximationTable, approximations
+from .approximations import approximations
 from .compare import compare
 from .families import FAMILIES, Family, get_family
 from .inference import DivergenceError, fit
@@ -34,5 +34,5 @@ __all__ = [
     "torch_equivalence", "TrainingEquivalence",
     "posterior", "Posterior", "compare_likelihoods", "LikelihoodComparison", "shrinkage_path",
     "mode_space_demo", "SamplerWarning", "LOOWarning", "ApproximationWarning",
-    "approximations", "ApproximationTable",
+    "approximations",
 ]

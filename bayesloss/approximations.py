@@ -52,7 +52,8 @@ class ApproximationTable(Table):
     posteriors:
         ``method → result``: a :class:`~bayesloss.Posterior` (its draws) for the sampling
         methods, the :class:`~bayesloss.Fit` for ``map``; the exact reference has no entry
-        (its rows are its closed form). Empty for a table read back from a file.
+        (its rows are its closed form). A table read back from a file has none: the plot then
+        draws each method as the Gaussian of its mean and sd.
     reference:
         ``"nuts"`` or ``"exact"``.
     """
@@ -241,7 +242,7 @@ def approximations(
         * ``mean_error_sd``: ``(mean − reference mean) / reference sd`` (signed);
         * ``sd_ratio``: ``sd / reference sd`` (< 1: too narrow);
         * ``khat``: the Pareto k̂ of ``log p − log q`` over the draws (VI's
-          ``info["khat"]``, Laplace's by :func:`laplace_khat`); NaN for the point, NUTS and
+          ``info["khat"]``, Laplace's by :func:`~bayesloss.approximations.laplace_khat`); NaN for the point, NUTS and
           the exact reference;
         * ``seconds``: wall time of the method's call (its point fits and setup included;
           not the process's one-time imports of torch's, Pyro's and ArviZ's modules, done
