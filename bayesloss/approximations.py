@@ -144,7 +144,8 @@ def _posterior_moments(post: Posterior, features) -> dict:
 def laplace_khat(post: Posterior, seed: int = 0) -> float:
     """The Pareto k̂ of ``log p − log q`` over draws from the Laplace approximation ``q`` (as
     :mod:`bayesloss.variational` computes it for a guide; Yao et al. 2018): ``u = û + T z``
-    with ``z ~ N(0, I)``, so ``log q`` is ``−‖z‖²/2`` up to a constant, which k̂ ignores."""
+    with ``z ~ N(0, I)``, so ``log q`` is ``−‖z‖²/2`` up to a constant, which k̂ ignores.
+    −inf where ``log p − log q`` is constant to rounding (``q`` is the posterior itself)."""
     from . import diagnostics
 
     approx = post.approximation
@@ -154,8 +155,13 @@ def laplace_khat(post: Posterior, seed: int = 0) -> float:
     z = torch.randn((size, approx.factor.shape[0]), generator=gen, dtype=torch.float64)
     u = torch.as_tensor(approx.mode) + z @ torch.as_tensor(approx.transform).T
     with torch.no_grad():
-        log_ratio = log_posterior(post.potential, u) + 0.5 * (z**2).sum(-1)
-    return diagnostics.pareto_khat(log_ratio.numpy())
+        log_ratio = (log_posterior(post.potential, u) + 0.5 * (z**2).sum(-1)).numpy()
+    if np.ptp(log_ratio) <= 1e-9 * max(1.0, np.abs(log_ratio).max()):
+        # constant to rounding: q is the posterior (a conjugate Gaussian's Laplace); the
+        # ratios have no tail, the Pareto shape's limit is −∞ (a fit to rounding noise is
+        # anything from −0.2 to ∞)
+        return -np.inf
+    return diagnostics.pareto_khat(log_ratio)
 
 
 def _point_moments(point, features) -> dict:
@@ -242,8 +248,8 @@ def approximations(
         * ``mean_error_sd``: ``(mean − reference mean) / reference sd`` (signed);
         * ``sd_ratio``: ``sd / reference sd`` (< 1: too narrow);
         * ``khat``: the Pareto k̂ of ``log p − log q`` over the draws (VI's
-          ``info["khat"]``, Laplace's by :func:`~bayesloss.approximations.laplace_khat`); NaN for the point, NUTS and
-          the exact reference;
+          ``info["khat"]``, Laplace's by :func:`~bayesloss.approximations.laplace_khat`: −inf
+          where it is exact); NaN for the point, NUTS and the exact reference;
         * ``seconds``: wall time of the method's call (its point fits and setup included;
           not the process's one-time imports of torch's, Pyro's and ArviZ's modules, done
           before the clock starts).

@@ -13,7 +13,7 @@ from sklearn.linear_model import Ridge
 
 import bayesloss
 from bayesloss import plots
-from bayesloss.approximations import COLUMNS
+from bayesloss.approximations import COLUMNS, laplace_khat
 from bayesloss.cli import main
 
 SIGMA, TAU = 1.5, 0.5
@@ -77,8 +77,8 @@ def test_table_is_tidy_and_its_exact_reference_is_the_ridge_posterior(conjugate)
     assert khat.loc[["map", "nuts", "exact"], "first"].isna().all()
     assert (khat.loc[["laplace", "vi-mvn"], "nunique"] == 1).all()
     assert khat.loc["vi-mvn", "first"] == table.posteriors["vi-mvn"].info["khat"]
-    # the Laplace q is this Gaussian posterior itself: log p − log q is constant, k̂ small
-    assert khat.loc["laplace", "first"] < 0.5
+    # the Laplace q is this Gaussian posterior itself: log p − log q is constant, no tail
+    assert khat.loc["laplace", "first"] == -np.inf
 
 
 def test_laplace_and_map_are_exact_to_their_stopping_rules(conjugate):
@@ -217,3 +217,17 @@ def test_plot_of_a_table_read_back_draws_gaussians(conjugate, tmp_path):
     np.testing.assert_allclose(nuts_line.get_ydata(), norm.pdf(grid, row["mean"], row["sd"]))
     with pytest.raises(ValueError, match="no parameter"):
         plots.plot_approximations(plain, parameters=["age"])
+
+
+def test_laplace_khat_flags_a_skewed_posterior_and_passes_a_near_gaussian_one():
+    """15 logistic rows leave the posterior skewed (the mode is ~0.7 sd from the mean); with
+    2,000 rows it is close to its Laplace approximation (Bernstein–von Mises)."""
+    khat = {}
+    for n in (15, 2000):
+        rng = np.random.default_rng(2)
+        X = rng.normal(size=(n, 2))
+        y = (rng.random(n) < 1 / (1 + np.exp(-(X @ [2.0, -1.0] + 0.5)))).astype(float)
+        post = bayesloss.posterior(X, y, "bernoulli", prior_scale=5.0, method="laplace",
+                                   chains=1, draws=100)
+        khat[n] = laplace_khat(post, seed=0)
+    assert khat[15] > 0.5 > khat[2000], khat
