@@ -21,36 +21,41 @@ Guides (:data:`GUIDES`):
   transforms, as ``AutoIAFNormal`` builds them, in float64): can follow skewed and curved
   posteriors.
 
-**Preconditioning without changing the family.** The optimiser works in coordinates ``v``
-with ``u = û + T v``, ``û`` the mode of the Laplace approximation ``N(û, H⁻¹)`` (for a kinked
-model: the point fit, with ``H`` from its smooth surrogate), so that Adam's steps are in
-posterior sds whatever the units of the columns, and the guide starts near ``v ~ N(0, I)``.
-``T`` is chosen per family so that the family over ``u``, the model's own coordinates, is the
-family over ``v``:
+**Preconditioning without changing the family.** The guide's own distribution is over
+coordinates ``v``, mapped to ``u = û + T v``, ``û`` the mode of the Laplace approximation
+``N(û, H⁻¹)`` (for a kinked model: the point fit, with ``H`` from its smooth surrogate), so
+that Adam's steps are in posterior sds whatever the units of the columns, and the guide starts
+near ``v ~ N(0, I)``. ``T`` is chosen per family so that the family over ``u``, the model's
+own coordinates, is the family over ``v``; the Gaussians' location parameter ``a`` enters as
+``mean(u) = û + C a`` with ``C`` the Cholesky factor of ``H⁻¹`` (a translation keeps every
+family, and in ``a`` the means are as well conditioned as the posterior is close to Gaussian,
+however correlated it is):
 
 * mean-field: ``T = diag(1/√Hᵢᵢ)``, a diagonal map (the family is closed under it, so the
   guide keeps its narrowing); it starts at the mean-field optimum for the Laplace Gaussian;
-* full-rank: ``T`` the Cholesky factor of ``H⁻¹`` (a Gaussian family is closed under any
-  affine map); it starts at the Laplace approximation;
+* full-rank: ``T = C`` (a Gaussian family is closed under any affine map); it starts at the
+  Laplace approximation;
 * low-rank: ``T = diag(√(H⁻¹)ᵢᵢ)``, diagonal (a non-diagonal map would change the family); it
   starts at the Laplace marginal sds with Pyro's random (seeded) low-rank factor;
-* flow: ``T`` the Cholesky factor of ``H⁻¹`` (the flow transforms Laplace-whitened
-  coordinates, as NeuTra does (Hoffman et al. 2019): an affine map composed with a flow is one
-  more layer of it); it starts near the Laplace approximation (its networks at Pyro's random,
-  seeded initialisation).
+* flow: ``T = C`` (the flow transforms Laplace-whitened coordinates, as NeuTra does (Hoffman
+  et al. 2019): an affine map composed with a flow is one more layer of it); it starts near the
+  Laplace approximation (its networks at Pyro's random, seeded initialisation).
 
 For a Gaussian posterior the full-rank and mean-field guides thus start at their optima, which
 SVI must keep; elsewhere it moves them (to the mean and spread a skewed posterior has, not its
 mode and curvature).
 
 **The fit.** ``Trace_ELBO`` with :data:`PARTICLES` particles vectorised in one trace (the
-model's linear mean is evaluated for a batch of draws), ``ClippedAdam`` at :data:`LR` decaying
-geometrically to 1/10 of it over :data:`MAX_STEPS`, in the engine's SVI loop
+model's linear mean is evaluated for a batch of draws; on large data fewer, at most
+:data:`PARTICLE_ROWS` particles × rows but no fewer than :data:`MIN_PARTICLES`),
+``ClippedAdam`` at :data:`LR` decaying geometrically to 1/10 of it over :data:`MAX_STEPS`, in the engine's SVI loop
 (:func:`~bayesloss.engine.run_adam`), stopped on an ELBO plateau
-(:class:`~bayesloss.engine.ElboPlateau`): windows of :data:`WINDOW` steps, stop at the first
-whose mean −ELBO is not below the previous window's by more than max(:data:`PLATEAU_TOL` nats,
-2 standard errors of the difference). A run that reaches :data:`MAX_STEPS` first warns
-(:class:`~bayesloss.spec.ConvergenceWarning`).
+(:class:`~bayesloss.engine.ElboPlateau`): windows of :data:`WINDOW` steps; a window is on a
+plateau when its mean −ELBO is not below the previous window's (at the same learning rate) by
+more than max(:data:`PLATEAU_TOL` nats, 2 standard errors of the difference). The first
+plateau divides the learning rate by 10, the second stops the run, which returns the average of
+the last window's iterates (at least 4 windows, 200 steps). A run that reaches
+:data:`MAX_STEPS` first warns (:class:`~bayesloss.spec.ConvergenceWarning`).
 
 **Did it work?** (Yao et al. 2018.) Over the draws ``uₛ ~ q`` (those returned, topped up to
 :data:`KHAT_DRAWS`), the Pareto-smoothed importance sampling shape k̂ of
@@ -72,7 +77,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro.distributions.transforms import (
-    LowerCholeskyAffine, affine_autoregressive, iterated,
+    AffineTransform, LowerCholeskyAffine, affine_autoregressive, iterated,
 )
 from pyro.infer import Trace_ELBO
 from pyro.infer.autoguide import (
@@ -85,10 +90,16 @@ from .models import build_model, linear_mean
 from .potential import GaussianApproximation, Potential, shift_directions
 from .spec import ConvergenceWarning
 
+__all__ = ["GUIDES", "ApproximationWarning", "VariationalFit", "check_guide", "fit_guide",
+           "log_posterior"]
+
 GUIDES = ("diagonal", "mvn", "lowrank", "flow")
-PARTICLES = 32  # one vectorised trace: on small models about the cost of one particle
+PARTICLES = 128  # one vectorised trace: on small models about the cost of one particle
+PARTICLE_ROWS = 100_000  # particles × rows per step, beyond which fewer particles are used …
+MIN_PARTICLES = 8  # … down to this many
 LR = 0.02  # in posterior sds (the preconditioned coordinates)
 WINDOW = 50
+DECAYS = 1  # learning-rate drops (×0.1) at plateaus before the final one
 PLATEAU_TOL = 1e-3  # nats per window
 MAX_STEPS = 10_000
 FLOW_TRANSFORMS = 2
@@ -109,17 +120,27 @@ def check_guide(guide: str) -> None:
 
 class _Preconditioned:
     """Mixin for an ``AutoContinuous`` guide: its distribution over ``v`` mapped to
-    ``u = center + T v`` (``T`` lower triangular: see the module's notes for which ``T`` keeps
-    which family)."""
+    ``u = center + T v``, ``T`` a vector (a diagonal map) or lower triangular; with a diagonal
+    ``T``, a location parameter ``loc`` is moved by ``(C − T) loc`` besides, so that the mean
+    of ``u`` is ``center + C loc`` (see the module's notes for which map keeps which family)."""
 
-    def set_coordinates(self, center: torch.Tensor, tril: torch.Tensor) -> None:
+    def set_coordinates(self, center: torch.Tensor, spread: torch.Tensor,
+                        cholesky: torch.Tensor) -> None:
         self.register_buffer("center", center)
-        self.register_buffer("tril", tril)
+        self.register_buffer("spread", spread)
+        self.register_buffer("cholesky", cholesky)
+
+    def _shift(self) -> torch.Tensor:
+        if self.spread.dim() == 1 and hasattr(self, "loc"):
+            return self.center + self.cholesky @ self.loc - self.spread * self.loc
+        return self.center
 
     def get_posterior(self, *args, **kwargs):
         q = super().get_posterior(*args, **kwargs)
         # cached, so that log q of a draw just made needs no inverse of the flow
-        to_u = LowerCholeskyAffine(self.center, self.tril, cache_size=1)
+        to_u = (AffineTransform(self._shift(), self.spread, event_dim=1, cache_size=1)
+                if self.spread.dim() == 1
+                else LowerCholeskyAffine(self.center, self.spread, cache_size=1))
         if isinstance(q, dist.TransformedDistribution):
             return dist.TransformedDistribution(q.base_dist, list(q.transforms) + [to_u])
         return dist.TransformedDistribution(q, [to_u])
@@ -129,7 +150,8 @@ class _Preconditioned:
         q = super().get_posterior()
         cov = (q.covariance_matrix if hasattr(q, "covariance_matrix")
                else torch.diag(q.variance))
-        return self.center + self.tril @ q.mean, self.tril @ cov @ self.tril.T
+        T = torch.diag(self.spread) if self.spread.dim() == 1 else self.spread
+        return self._shift() + T @ q.mean, T @ cov @ T.T
 
 
 class _Diagonal(_Preconditioned, AutoDiagonalNormal):
@@ -157,26 +179,24 @@ def _flow_transform(dim: int):
 def _make_guide(name: str, model, approx: GaussianApproximation):
     """The guide ``name`` on ``model``'s sites in the coordinates ``u = û + T v`` of the
     module's notes, its parameters not yet created."""
-    cov = approx.cov
+    # the Cholesky factor C of cov = A Aᵀ (A: the Laplace factor), by the QR of Aᵀ = Q R:
+    # cov = Rᵀ R, with no product of an unscaled cov formed
+    r = np.linalg.qr(approx.transform.T, mode="r")
+    cholesky = (r * np.sign(np.diag(r))[:, None]).T
     if name == "diagonal":
-        # 1/√Hᵢᵢ from the factor: H = T⁻ᵀ T⁻¹ with cov = T Tᵀ, no inverse of an unscaled cov
+        # 1/√Hᵢᵢ: H = A⁻ᵀ A⁻¹, no inverse of an unscaled cov either
         inv = np.linalg.inv(approx.transform)
-        guide, tril = _Diagonal(model, init_scale=1.0), np.diag(1 / np.sqrt((inv**2).sum(0)))
+        guide, spread = _Diagonal(model, init_scale=1.0), 1 / np.sqrt((inv**2).sum(0))
     elif name == "lowrank":
-        guide, tril = _LowRank(model, init_scale=1.0), np.diag(np.sqrt(np.diag(cov)))
+        guide, spread = _LowRank(model, init_scale=1.0), np.sqrt(np.diag(approx.cov))
+    elif name == "mvn":
+        guide, spread = _FullRank(model, init_scale=1.0), cholesky
+    elif approx.mode.size < 2:
+        raise ValueError("guide='flow' needs at least two parameters: with one, its "
+                         "autoregressive transform is an affine map (use guide='diagonal')")
     else:
-        # the Cholesky factor of cov, through the QR of Tᵀ (cov = T Tᵀ = Rᵀ R)
-        r = np.linalg.qr(approx.transform.T, mode="r")
-        tril = (r * np.sign(np.diag(r))[:, None]).T
-        if name == "mvn":
-            guide = _FullRank(model, init_scale=1.0)
-        elif cov.shape[0] < 2:
-            raise ValueError("guide='flow' needs at least two parameters: with one, its "
-                             "autoregressive transform is an affine map (use "
-                             "guide='diagonal')")
-        else:
-            guide = _Flow(model, _flow_transform)
-    guide.set_coordinates(torch.as_tensor(approx.mode), torch.as_tensor(tril))
+        guide, spread = _Flow(model, _flow_transform), cholesky
+    guide.set_coordinates(*(torch.as_tensor(a) for a in (approx.mode, spread, cholesky)))
     return guide
 
 
@@ -293,10 +313,11 @@ def fit_guide(potential: Potential, approx: GaussianApproximation, guide: str = 
     if hasattr(q, "loc"):  # the Gaussians start at v = 0: the Laplace mode
         with torch.no_grad():
             q.loc.zero_()
-    plateau = ElboPlateau(WINDOW, PLATEAU_TOL)
+    plateau = ElboPlateau(WINDOW, PLATEAU_TOL, DECAYS)
     solver = Solver(optimizer="adam", seed=seed, num_steps=MAX_STEPS, lr=LR,
                     check_every=WINDOW, progress=progress)
-    elbo = Trace_ELBO(num_particles=PARTICLES, vectorize_particles=True, max_plate_nesting=1)
+    particles = int(np.clip(PARTICLE_ROWS // problem.X.shape[0], MIN_PARTICLES, PARTICLES))
+    elbo = Trace_ELBO(num_particles=particles, vectorize_particles=True, max_plate_nesting=1)
     steps, _, converged, run_info = run_adam(problem, q, list(q.parameters()), solver,
                                              elbo=elbo, plateau=plateau)
     if not converged:
@@ -322,5 +343,5 @@ def fit_guide(potential: Potential, approx: GaussianApproximation, guide: str = 
             "trust its draws (try a richer guide, or method='nuts')",
             ApproximationWarning, stacklevel=stacklevel)
     info = {"guide": guide, "elbo": -np.asarray(plateau.losses), "steps": steps,
-            "converged": converged, "khat": khat, "particles": PARTICLES, "lr": run_info["lr"]}
+            "converged": converged, "khat": khat, "particles": particles, "lr": run_info["lr"]}
     return VariationalFit(u.numpy().reshape(chains, draws, -1), mean, cov, info)

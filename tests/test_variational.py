@@ -222,11 +222,14 @@ def test_bad_guides_and_improper_posteriors_are_refused_before_fitting():
                             fit_intercept=False, method="vi", guide="flow")
 
 
-def test_cli_posterior_by_vi(capsys):
+def test_cli_posterior_by_vi(conjugate, tmp_path, capsys):
     from bayesloss.cli import main
 
-    rc = main(["posterior", "gaussian", "--method", "vi", "--guide", "mvn", "--chains", "2",
-               "--draws", "100", "--quiet"])
+    X, y, *_ = conjugate
+    path = tmp_path / "data.csv"
+    np.savetxt(path, np.c_[X, y], delimiter=",", header="temp,pressure,y", comments="")
+    rc = main(["posterior", "gaussian", "--data", str(path), "--target", "y", "--method", "vi",
+               "--guide", "mvn", "--chains", "2", "--draws", "100", "--quiet"])
     out = capsys.readouterr().out
-    assert rc == 0 and "guide mvn:" in out and "Pareto k̂" in out
-    assert "method='vi'" in out
+    assert rc == 0 and "method='vi'" in out and "guide mvn:" in out and "Pareto k̂" in out
+    assert "temp" in out and "pressure" in out

@@ -342,32 +342,44 @@ def full_grad_norm(elbo, model, guide, params, X, y) -> float:
 
 
 class ElboPlateau:
-    """The stopping rule of a stochastic ELBO (a guide with spread, several particles): the
-    −ELBO estimates of each ``window`` steps are averaged, and the run stops at the end of the
-    first window (the second at the earliest) whose mean is not below the previous window's by
-    more than ``max(tol, 2 se)``, ``se`` the standard error of that difference (each window's
-    spread of estimates / √window). The decrease is then lost in the Monte Carlo noise, or
-    below ``tol`` nats where the estimates hardly vary (a guide that matches the posterior
-    has an almost constant log p − log q).
+    """The stopping rule of a stochastic ELBO (a guide with spread, several particles), with a
+    step decay at each plateau.
 
-    Called with each step's −ELBO estimate; returns whether to stop. ``losses`` keeps them
-    all, ``converged`` whether the plateau was reached.
+    The −ELBO estimates of each ``window`` steps are averaged; a window ends on a plateau when
+    its mean is not below the previous window's by more than ``max(tol, 2 se)``, ``se`` the
+    standard error of that difference (each window's spread of estimates / √window): the
+    decrease is lost in the Monte Carlo noise, or below ``tol`` nats where the estimates hardly
+    vary (a guide that matches the posterior has an almost constant log p − log q). Both
+    windows must belong to the current learning rate. At a plateau the learning rate is
+    multiplied by ``factor`` (the iterate's noise shrinks with it) ``decays`` times; the next
+    plateau stops the run. So a run takes at least ``2 (decays + 1)`` windows.
+
+    Called with each step's −ELBO estimate; returns None, ``"decay"`` or ``"stop"``.
+    ``losses`` keeps them all, ``converged`` whether the final plateau was reached.
     """
 
-    def __init__(self, window: int, tol: float):
+    def __init__(self, window: int, tol: float, decays: int = 1, factor: float = 0.1):
         self.window, self.tol = int(window), float(tol)
+        self.decays, self.factor = int(decays), float(factor)
         self.losses: list = []
         self.converged = False
+        self._phase_start = 0  # the first step at the current learning rate
 
-    def __call__(self, loss: float) -> bool:
+    def __call__(self, loss: float) -> Optional[str]:
         self.losses.append(loss)
         w, n = self.window, len(self.losses)
-        if n % w or n < 2 * w:
-            return False
+        if n % w or n - self._phase_start < 2 * w:
+            return None
         previous, current = np.array(self.losses[-2 * w:-w]), np.array(self.losses[-w:])
         se = math.sqrt((previous.var(ddof=1) + current.var(ddof=1)) / w)
-        self.converged = previous.mean() - current.mean() <= max(self.tol, 2.0 * se)
-        return self.converged
+        if previous.mean() - current.mean() > max(self.tol, 2.0 * se):
+            return None
+        if self.decays:
+            self.decays -= 1
+            self._phase_start = n
+            return "decay"
+        self.converged = True
+        return "stop"
 
 
 def run_adam(problem, guide, params, solver: Solver, elbo=None,
@@ -376,11 +388,11 @@ def run_adam(problem, guide, params, solver: Solver, elbo=None,
     ``check_every``, ``progress``), the learning rate decaying geometrically over ``num_steps``.
 
     ``elbo`` is the SVI loss (default ``Trace_ELBO()``, exact for a delta guide). With a
-    ``plateau`` rule the guide has spread and the ELBO is a Monte Carlo estimate: the run
-    stops when the rule says so (``converged`` is the rule's) and returns the Polyak–Ruppert
-    average of the iterates over the last window (``check_every`` steps), the learning rate
-    decaying to 1/10 of ``lr`` over ``num_steps``; none of the gradient checks below apply (the
-    returned |grad|∞ is NaN).
+    ``plateau`` rule the guide has spread and the ELBO is a Monte Carlo estimate: the learning
+    rate decays to 1/10 of ``lr`` over ``num_steps`` and drops by the rule's factor at each of
+    its plateaus, the run stops when the rule says so (``converged`` is the rule's) and returns
+    the Polyak–Ruppert average of the iterates over the last window (``check_every`` steps);
+    none of the gradient checks below apply (the returned |grad|∞ is NaN).
 
     Full-batch smooth objectives stop once the full-data gradient ∞-norm is ≤ ``tol``. At a
     kink no gradient gets small, and minibatch gradients are noisy: either way the iterate
@@ -430,8 +442,13 @@ def run_adam(problem, guide, params, solver: Solver, elbo=None,
         if step % check_every == 0:
             shift()
         if stochastic:
-            if plateau(loss):
+            verdict = plateau(loss)
+            if verdict == "stop":
                 break
+            if verdict == "decay":
+                for opt in optim.optim_objs.values():
+                    for group in opt.param_groups:
+                        group["lr"] *= plateau.factor
             if step % check_every == 0:  # the next window's average
                 average, n_avg = None, 0
         elif spec.kinked:
