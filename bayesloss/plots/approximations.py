@@ -10,6 +10,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
+from matplotlib.ticker import NullFormatter
 from scipy.stats import gaussian_kde, norm
 
 from .posterior import _chains, _grid, _legend, _parameters
@@ -63,6 +64,19 @@ def _overlay(ax, rows, posteriors, reference):
     ax.set_ylim(bottom=0)
 
 
+def _whole_decades(axis, values):
+    """Limits at the powers of ten around ``values``, labelled there only: a log axis that
+    spans less than a decade labels its minor ticks, which then overlap."""
+    if not len(values):
+        return
+    # a value on a power of ten gets the next one beyond it: no marker half outside
+    lo = np.floor(np.log10(values.min()) - 1e-9)
+    hi = np.ceil(np.log10(values.max()) + 1e-9)
+    limits = (10.0**lo, 10.0 ** max(hi, lo + 1))
+    (axis.axes.set_xlim if axis is axis.axes.xaxis else axis.axes.set_ylim)(limits)
+    axis.set_minor_formatter(NullFormatter())
+
+
 def _cost(ax, table, reference):
     """Largest |mean error| and |sd ratio − 1| over the parameters against seconds, per
     method (log-log, floored at :data:`ERROR_FLOOR`; the reference left out)."""
@@ -78,9 +92,12 @@ def _cost(ax, table, reference):
                         ms=7, mfc=color if marker == "o" else "none")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    for axis, values in ((ax.xaxis, worst["seconds"]),
+                         (ax.yaxis, np.r_[worst["mean_error"], worst["sd_error"]])):
+        _whole_decades(axis, np.maximum(values[np.isfinite(values)], ERROR_FLOOR))
     ax.set_title(f"error vs time (reference: {reference})", fontsize="medium")
     ax.set_xlabel("seconds")
-    ax.set_ylabel(f"worst error (reference sds, ≥ {ERROR_FLOOR:g})")
+    ax.set_ylabel("worst error (reference sds)")
     ax.legend(handles=[Line2D([], [], marker="o", ls="", color="0.3", label="|mean error|"),
                        Line2D([], [], marker="s", ls="", color="0.3", mfc="none",
                               label="|sd ratio − 1|")],
@@ -97,7 +114,10 @@ def plot_approximations(table, parameters=None, axes=None):
         :func:`bayesloss.approximations`'s table. Its ``posteriors`` give each method's draws
         (drawn as a KDE); a plain table (read back from a CSV) draws each method as the
         Gaussian of its mean and sd (dashed). The point fit (``map``) is a vertical line at
-        its value, the exact reference its Gaussian density.
+        its value, the exact reference its Gaussian density. The last panel plots, per method,
+        the largest |mean_error_sd| (dots) and |sd_ratio − 1| (squares) over the parameters
+        against ``seconds``, log-log; errors below 1e-4 (exact to the solvers' precision) are
+        drawn at 1e-4.
     parameters : list of str, optional
         The parameters to draw (default: all, in the table's order).
     axes : array of matplotlib Axes, optional
