@@ -231,3 +231,18 @@ def test_laplace_khat_flags_a_skewed_posterior_and_passes_a_near_gaussian_one():
                                    chains=1, draws=100)
         khat[n] = laplace_khat(post, seed=0)
     assert khat[15] > 0.5 > khat[2000], khat
+
+
+def test_error_panel_within_one_decade_labels_only_whole_decades():
+    """Errors and times each within one decade: a log axis would label its minor ticks, on top
+    of one another; the panel spans whole decades instead, and no text overlaps."""
+    rows = [("laplace", "x0", 0.5, 0.9, -0.7, 0.82, 0.6, 0.3),
+            ("vi-mvn", "x0", 1.1, 1.0, -0.05, 0.9, 0.4, 0.9),
+            ("nuts", "x0", 1.2, 1.1, 0.0, 1.0, np.nan, 0.8)]
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    axes = plots.plot_approximations(table)
+    cost = axes[-1]
+    assert cost.get_xlim() == (0.1, 1.0) and cost.get_ylim() == (0.01, 1.0)
+    assert [(line.get_xdata()[0], line.get_ydata()[0]) for line in cost.lines] == [
+        (0.3, 0.7), (0.3, pytest.approx(0.18)), (0.9, 0.05), (0.9, pytest.approx(0.1))]
+    assert overlapping_texts(axes[0].figure) == []
