@@ -266,6 +266,9 @@ def approximations(
                     penalize_intercept=penalize_intercept)
     spec = make_spec(likelihood, estimator="mle" if prior is None else "map",
                      **{**model_kw, "prior": prior or "normal"})
+    if spec.kinked and "laplace" in methods:  # before any method runs
+        raise ValueError(f"{spec.label()} has kinks (a laplace likelihood or prior): its "
+                         "Laplace approximation does not exist; leave 'laplace' out of methods")
     names = frame_names(X) if feature_names is None else feature_names
     Xc, yc = check_data(X, y, spec)
     features = feature_labels(names, Xc.shape[1])

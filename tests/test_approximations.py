@@ -128,10 +128,11 @@ def test_flat_prior_exact_reference_is_statsmodels_ols():
 @pytest.mark.parametrize("kwargs, match", [
     (dict(likelihood="bernoulli", noise_scale=None), "conjugate"),
     (dict(noise_scale=None), "conjugate"),
-    (dict(prior="laplace"), "conjugate"),
+    (dict(prior="laplace", methods=["map"]), "conjugate"),
     (dict(methods=["laplace", "mcmc"]), "unknown method"),
     (dict(methods=["laplace", "laplace"]), "once"),
     (dict(reference="advi"), "reference must be"),
+    (dict(likelihood="laplace", reference="nuts"), "leave 'laplace' out"),
 ])
 def test_bad_requests_are_clear_value_errors(kwargs, match):
     X, y = _correlated(n=30)
