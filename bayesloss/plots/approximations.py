@@ -115,7 +115,7 @@ def plot_approximations(table, parameters=None, axes=None):
         (drawn as a KDE); a plain table (read back from a CSV) draws each method as the
         Gaussian of its mean and sd (dashed). The point fit (``map``) is a vertical line at
         its value, the exact reference its Gaussian density. The last panel plots, per method,
-        the largest |mean_error_sd| (dots) and |sd_ratio − 1| (squares) over the parameters
+        the largest ``|mean_error_sd|`` (dots) and ``|sd_ratio − 1|`` (squares) over the parameters
         against ``seconds``, log-log; errors below 1e-4 (exact to the solvers' precision) are
         drawn at 1e-4.
     parameters : list of str, optional
