@@ -374,7 +374,8 @@ def _posterior(args) -> int:
     post = posterior(_frame(d), d.y, args.likelihood, prior=prior, prior_scale=args.prior_scale,
                      fit_intercept=fit_intercept,
                      noise_scale=args.noise_scale, df=args.df, method=args.method,
-                     guide=args.guide, chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
+                     guide=args.guide, chains=args.chains, warmup=args.warmup, draws=args.draws,
+                     seed=args.seed,
                      progress=False if args.quiet else None)
     print(f"data: {d.name}, n = {d.X.shape[0]}, d = {d.X.shape[1]};  {post!r};  "
           f"chains: {post.info['chains']}")

@@ -457,8 +457,8 @@ def posterior(
         Multiprocessing start method for parallel chains (default ``"fork"`` where available,
         else ``"spawn"``; the potential is picklable).
     progress:
-        Pyro's progress bar while sampling or fitting a guide (default: on a terminal, or in a notebook with
-        ipywidgets; never into a pipe or a log file).
+        Pyro's progress bar while sampling or fitting a guide (default: on a terminal, or in
+        a notebook with ipywidgets; never into a pipe or a log file).
     feature_names:
         The columns' names: the ``feature`` coordinates of :attr:`Posterior.idata` and the
         weights' names in every table and figure (default: a DataFrame ``X``'s columns, as
@@ -517,7 +517,7 @@ def posterior(
         stats, info["chains"] = None, "independent draws from the Gaussian"
     elif method == "vi":
         vi = fit_guide(potential, approx, guide, chains=chains, draws=draws, seed=seed,
-                       progress=progress, stacklevel=4)  # the caller of posterior()
+                       progress=progress, stacklevel=3)  # the entry point: the caller
         u, stats = torch.as_tensor(vi.draws), None
         info.update(vi.info, chains="independent draws from the guide")
     else:

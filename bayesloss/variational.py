@@ -36,7 +36,8 @@ however correlated it is):
 * full-rank: ``T = C`` (a Gaussian family is closed under any affine map); it starts at the
   Laplace approximation;
 * low-rank: ``T = diag(√(H⁻¹)ᵢᵢ)``, diagonal (a non-diagonal map would change the family); it
-  starts at the Laplace marginal sds with Pyro's random (seeded) low-rank factor;
+  starts at the Laplace marginal sds, its rank-r factor at the Laplace correlation's leading
+  eigenvectors;
 * flow: ``T = C`` (the flow transforms Laplace-whitened coordinates, as NeuTra does (Hoffman
   et al. 2019): an affine map composed with a flow is one more layer of it); it starts near the
   Laplace approximation (its networks at Pyro's random, seeded initialisation).
@@ -48,8 +49,8 @@ mode and curvature).
 **The fit.** ``Trace_ELBO`` with :data:`PARTICLES` particles vectorised in one trace (the
 model's linear mean is evaluated for a batch of draws; on large data fewer, at most
 :data:`PARTICLE_ROWS` particles × rows but no fewer than :data:`MIN_PARTICLES`),
-``ClippedAdam`` at :data:`LR` decaying geometrically to 1/10 of it over :data:`MAX_STEPS`, in the engine's SVI loop
-(:func:`~bayesloss.engine.run_adam`), stopped on an ELBO plateau
+``ClippedAdam`` at :data:`LR` decaying geometrically to 1/10 of it over :data:`MAX_STEPS`, in
+the engine's SVI loop (:func:`~bayesloss.engine.run_adam`), stopped on an ELBO plateau
 (:class:`~bayesloss.engine.ElboPlateau`): windows of :data:`WINDOW` steps; a window is on a
 plateau when its mean −ELBO is not below the previous window's (at the same learning rate) by
 more than max(:data:`PLATEAU_TOL` nats, 2 standard errors of the difference). The first
@@ -80,6 +81,7 @@ from pyro.distributions.transforms import (
     AffineTransform, LowerCholeskyAffine, affine_autoregressive, iterated,
 )
 from pyro.infer import Trace_ELBO
+from pyro.nn import PyroParam
 from pyro.infer.autoguide import (
     AutoDiagonalNormal, AutoLowRankMultivariateNormal, AutoMultivariateNormal,
     AutoNormalizingFlow,
@@ -130,6 +132,13 @@ class _Preconditioned:
         self.register_buffer("spread", spread)
         self.register_buffer("cholesky", cholesky)
 
+    def start(self, approx: GaussianApproximation) -> None:
+        """Set the created parameters to the start of the module's notes: the location at
+        the Laplace mode (``v`` centred)."""
+        if hasattr(self, "loc"):
+            with torch.no_grad():
+                self.loc.zero_()
+
     def _shift(self) -> torch.Tensor:
         if self.spread.dim() == 1 and hasattr(self, "loc"):
             return self.center + self.cholesky @ self.loc - self.spread * self.loc
@@ -163,7 +172,18 @@ class _FullRank(_Preconditioned, AutoMultivariateNormal):
 
 
 class _LowRank(_Preconditioned, AutoLowRankMultivariateNormal):
-    pass
+    def start(self, approx: GaussianApproximation) -> None:
+        """Pyro's covariance of ``v`` is ``c (W Wᵀ + I) c``: set it to the Laplace correlation's
+        leading rank-r part plus the diagonal rest (the Laplace marginal sds, as ``T`` maps
+        ``v`` to ``u``)."""
+        super().start(approx)
+        sd = np.sqrt(np.diag(approx.cov))
+        values, vectors = np.linalg.eigh(approx.cov / np.outer(sd, sd))
+        top = vectors[:, -self.rank:] * np.sqrt(np.clip(values[-self.rank:], 0.0, None))
+        rest = np.clip(1.0 - (top**2).sum(1), 1e-2, None)
+        with torch.no_grad():
+            self.cov_factor.copy_(torch.as_tensor(top / np.sqrt(rest)[:, None]))
+        self.scale = PyroParam(torch.as_tensor(np.sqrt(rest)), self.scale_constraint)
 
 
 class _Flow(_Preconditioned, AutoNormalizingFlow):
@@ -277,7 +297,7 @@ def fit_guide(potential: Potential, approx: GaussianApproximation, guide: str = 
     potential:
         The model on its data (its sites are the guide's; its log density gives k̂).
     approx:
-        The Laplace approximation (its mode and marginal sds set the coordinates and the
+        The Laplace approximation (its mode and covariance set the coordinates and the
         start).
     guide:
         One of :data:`GUIDES`.
@@ -310,9 +330,7 @@ def fit_guide(potential: Potential, approx: GaussianApproximation, guide: str = 
     problem = _GuideProblem(potential)
     q = _make_guide(guide, problem.model(), approx)
     q(problem.X, problem.y)  # creates the parameters
-    if hasattr(q, "loc"):  # the Gaussians start at v = 0: the Laplace mode
-        with torch.no_grad():
-            q.loc.zero_()
+    q.start(approx)
     plateau = ElboPlateau(WINDOW, PLATEAU_TOL, DECAYS)
     solver = Solver(optimizer="adam", seed=seed, num_steps=MAX_STEPS, lr=LR,
                     check_every=WINDOW, progress=progress)
