@@ -114,10 +114,10 @@ def plot_approximations(table, parameters=None, axes=None):
         :func:`bayesloss.approximations`'s table. Its ``posteriors`` give each method's draws
         (drawn as a KDE); a plain table (read back from a CSV) draws each method as the
         Gaussian of its mean and sd (dashed). The point fit (``map``) is a vertical line at
-        its value, the exact reference its Gaussian density. The last panel plots, per method,
-        the largest ``|mean_error_sd|`` (dots) and ``|sd_ratio − 1|`` (squares) over the parameters
-        against ``seconds``, log-log; errors below 1e-4 (exact to the solvers' precision) are
-        drawn at 1e-4.
+        its value, the exact reference its Gaussian density. The last panel plots, per
+        method, the largest ``|mean_error_sd|`` (dots) and ``|sd_ratio − 1|`` (squares) over
+        the parameters against ``seconds``, log-log; errors below 1e-4 (exact to the solvers'
+        precision) are drawn at 1e-4.
     parameters : list of str, optional
         The parameters to draw (default: all, in the table's order).
     axes : array of matplotlib Axes, optional
