@@ -24,11 +24,11 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .approximations import DEFAULT_METHODS, LADDER, REFERENCES
 from .console import interactive
 from .families import FAMILIES
 from .inference import DivergenceError
 from .io import is_table_path, load_table, read_table
-from .approximations import DEFAULT_METHODS, LADDER, REFERENCES
 from .optional import MissingExtraError
 from .priors import PRIORS
 from .variational import GUIDES
