@@ -11,6 +11,7 @@ classical loss with a trusted solver, and see both agree::
 """
 
 from . import console  # first: it imports tqdm.auto before Pyro does, without a warning
+from .approximations import approximations
 from .compare import compare
 from .families import FAMILIES, Family, Likelihood, get_family
 from .inference import DivergenceError, fit
@@ -35,5 +36,5 @@ __all__ = [
     "torch_equivalence", "TrainingEquivalence",
     "posterior", "Posterior", "compare_likelihoods", "LikelihoodComparison", "shrinkage_path",
     "mode_space_demo", "SamplerWarning", "LOOWarning", "ApproximationWarning", "which_loss",
-    "WhichLoss", "detect_support",
+    "WhichLoss", "detect_support", "approximations",
 ]

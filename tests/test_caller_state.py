@@ -76,6 +76,8 @@ ENTRY_POINTS = {
     "posterior-nuts": lambda tmp: bayesloss.posterior(X, Y, "gaussian", seed=3, **NUTS),
     "posterior-laplace": lambda tmp: bayesloss.posterior(X, Y, "gaussian", method="laplace",
                                                          seed=3, **NUTS),
+    "approximations": lambda tmp: bayesloss.approximations(
+        X, Y, "gaussian", methods=["map", "laplace"], seed=3, **NUTS),
     "compare_likelihoods": lambda tmp: bayesloss.compare_likelihoods(
         X, Y, ["gaussian", "laplace"], seed=3, **NUTS),
     "which_loss": lambda tmp: bayesloss.which_loss(XB, YB, seed=3, **NUTS),

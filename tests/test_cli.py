@@ -207,11 +207,12 @@ def test_posterior_on_a_csv_names_its_weights(tmp_path, table, capsys):
     assert "weight[" not in out and "bias" not in out
 
 
-@pytest.mark.parametrize("argv", [["posterior", "gaussian"], ["which-loss"]])
+@pytest.mark.parametrize("argv", [["posterior", "gaussian"], ["approximations", "gaussian"],
+                                  ["which-loss"]])
 def test_posterior_and_which_loss_bad_data_file_exit_2(tmp_path, table, capsys, argv):
     path = tmp_path / "d.csv"
     table.to_csv(path, index=False)
-    out = ["--out", str(tmp_path / "out")] if argv[0] == "posterior" else []
+    out = ["--out", str(tmp_path / "out")] if argv[0] != "which-loss" else []
     assert main(argv + ["--data", str(path), "--target", "nope"] + out) == 2
     assert "no target column 'nope'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -36,7 +36,8 @@ def _subparsers(parser):
 def test_every_option_has_help_and_every_command_lists_the_exit_codes():
     parser = build_parser()
     commands = _subparsers(parser)
-    assert set(commands) == {"check", "fit", "sweep", "report", "posterior", "which-loss"}
+    assert set(commands) == {"check", "fit", "sweep", "report", "posterior", "approximations",
+                             "which-loss"}
     for name, sub in [("bayesloss", parser), *commands.items()]:
         for action in sub._actions:
             if isinstance(action, argparse._SubParsersAction):

@@ -7,6 +7,7 @@ per topic keeps them small; import them as ``bayesloss.plots.<topic>`` or use th
 re-exported here.
 """
 
+from .approximations import plot_approximations
 from .experiments import (COMPARISON_PLOTS, plot_classification, plot_map_vs_mle,
                           plot_regularization_path, plot_robustness, save_figure)
 from .deep import hetero_band, loss_landscape, mlp_band
@@ -21,5 +22,5 @@ __all__ = [
     "plot_classification", "save_figure", "plot_nll_and_loss", "loss_landscape",
     "hetero_band", "mlp_band",
     "plot_trace", "plot_rank", "plot_posterior", "plot_prior_posterior", "plot_pair",
-    "plot_ppc", "plot_forest", "plot_shrinkage",
+    "plot_ppc", "plot_forest", "plot_shrinkage", "plot_approximations",
 ]

@@ -1,6 +1,6 @@
 """Command line: ``bayesloss check`` (the verification matrix), ``bayesloss fit``,
 ``bayesloss sweep`` (a TOML-configured experiment), ``bayesloss report``,
-``bayesloss posterior`` and ``bayesloss which-loss``.
+``bayesloss posterior``, ``bayesloss approximations`` and ``bayesloss which-loss``.
 
 A thin layer over the package: it parses arguments, calls :mod:`bayesloss.check` or
 :func:`bayesloss.fit` / :func:`bayesloss.reference_fit`, and prints. ``--data`` names a
@@ -8,7 +8,8 @@ built-in data set or a file of your own (``--data PATH.csv|.parquet --target COL
 [--features a,b,c]``, read by :mod:`bayesloss.io`).
 
 Output is for people: progress bars only on a terminal, warnings as one line each (once), and
-the exit codes of :data:`EXIT_CODES`.
+the exit codes of :data:`EXIT_CODES`. The subcommands that fit and check live here, the
+posterior ones in :mod:`bayesloss.cli.posterior`, what they share in :mod:`bayesloss.cli.common`.
 """
 
 from __future__ import annotations
@@ -17,41 +18,24 @@ import argparse
 import sys
 import textwrap
 import warnings
-from dataclasses import replace
 from pathlib import Path
-from typing import Optional
 
-import numpy as np
 import pandas as pd
 
-from . import __version__
-from .console import interactive
-from .families import FAMILIES, SUPPORTS
-from .inference import DivergenceError
-from .io import is_table_path, load_table, read_table
-from .optional import MissingExtraError
-from .priors import PRIORS
-from .variational import GUIDES
+from .. import __version__
+from ..console import interactive
+from ..families import FAMILIES
+from ..inference import DivergenceError
+from ..io import is_table_path
+from ..optional import MissingExtraError
+from ..priors import PRIORS
+from .common import (
+    BUILTIN, EPILOG, EXIT_CODES, LIKELIHOOD_HELP, MATRICES, _data_args, _formula_arg, _frame, _load,
+    _load_formula, _noise_args, _subcommand,
+)
+from .posterior import add_posterior_parsers
 
-MATRICES = ("all", "synthetic", "real")
-BUILTIN = ("diabetes, breast_cancer, iris, wine, longley, cpunish, randhie, or "
-           "synthetic-<family>")
-LABEL_LIKELIHOODS = ("bernoulli", "categorical")  # targets that are class labels
-
-#: exit code → meaning, the same for every subcommand
-EXIT_CODES = {
-    0: "done (every check row passed, every fit converged, the sampler healthy)",
-    1: "a check row failed, a fit or sampler did not converge (R-hat, ESS, E-BFMI), or "
-       "sweep runs failed",
-    2: "bad input (arguments, data, config) or a missing optional package (the message names "
-       "the extra to install)",
-    3: "numerical failure: a fit diverged (NaN or infinite objective) or NUTS had divergent "
-       "transitions",
-}
-# a bullet list: the terminal shows it as written, and the docs' CLI page renders it as a list
-EPILOG = "exit codes:\n\n" + "\n".join(
-    textwrap.fill(text, 88, initial_indent=f"- {code}: ", subsequent_indent="  ")
-    for code, text in EXIT_CODES.items())
+__all__ = ["EXIT_CODES", "build_parser", "main"]
 
 TRAINING_DATA = "training: "  # check's rows that compare PyTorch-loss training with Pyro SVI
 
@@ -106,68 +90,6 @@ def _format_summary(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _load(args, likelihood: str, default: Optional[str] = None,
-          labels: Optional[bool] = None):
-    """The data ``--data`` names: a CSV / Parquet file (with ``--target``, ``--features``) or
-    a built-in set (when not given: ``default``, else synthetic data of the likelihood).
-    Text labels are encoded for the likelihoods of labels (or where ``labels``); prints how."""
-    from .check import dataset
-
-    if args.data is None or not is_table_path(args.data):
-        if args.target or args.features:
-            raise ValueError("--target and --features go with a data file (--data PATH.csv or "
-                             f"PATH.parquet); {args.data!r} is not one")
-        return dataset(args.data or default or f"synthetic-{likelihood}")
-    if not args.target:
-        raise ValueError(f"--data {args.data}: say which column to predict with --target "
-                         "COLUMN")
-    features = [c.strip() for c in args.features.split(",")] if args.features else None
-    trials = getattr(args, "trials", None)
-    if trials and features is None:  # binomial's trials column is data, not a feature
-        features = [str(c) for c in read_table(args.data).columns
-                    if str(c) not in (args.target, trials)]
-    data, classes = load_table(args.data, args.target, features,
-                               labels=likelihood in LABEL_LIKELIHOODS if labels is None
-                               else labels)
-    if trials:
-        frame = read_table(args.data)
-        if trials not in frame.columns or trials == args.target:
-            raise ValueError(f"--trials {trials!r}: not a column of {args.data} besides the "
-                             f"target; its columns are {list(frame.columns)}")
-        data = replace(data, inputs={"trials": frame[trials].to_numpy(dtype=np.float64)})
-    if classes is not None:
-        print(f"target {args.target!r} encoded as: "
-              + ", ".join(f"{k} = {c}" for k, c in enumerate(classes)))
-    return data
-
-
-def _load_formula(args, likelihood: str):
-    """``--data PATH --formula "y ~ x + C(g)"``: the design the formula builds from the file
-    (statsmodels' names), and whether the formula has an intercept."""
-    from .data import Dataset
-    from .formula import design_matrices
-
-    if args.target or args.features:
-        raise ValueError("--formula names the target and the features: give no --target or "
-                         "--features with it")
-    if args.data is None or not is_table_path(args.data):
-        raise ValueError(f"--formula goes with a data file of yours (--data PATH.csv or "
-                         f"PATH.parquet); {args.data!r} is not one")
-    design = design_matrices(args.formula, read_table(args.data), likelihood)
-    if design.formula.classes is not None:
-        print("target encoded as: "
-              + ", ".join(f"{k} = {c}" for k, c in enumerate(design.formula.classes)))
-    data = Dataset(name=Path(args.data).name, X=design.X.to_numpy(), y=design.y,
-                   feature_names=design.formula.columns,
-                   source=f"{args.data}, formula {args.formula!r}")
-    return data, design.formula.fit_intercept
-
-
-def _frame(data) -> pd.DataFrame:
-    """The design with its column names, which label the weights in every summary."""
-    return pd.DataFrame(data.X, columns=[str(c) for c in data.feature_names])
-
-
 def _model_kwargs(args) -> dict:
     """The keywords of ``fit`` that were given (the prior's, in particular, only when given:
     an MLE has none)."""
@@ -190,7 +112,7 @@ def _write_check(out, rows: pd.DataFrame, summary: pd.DataFrame) -> list[Path]:
 
 def _check_one(args) -> int:
     """Single-case mode: one likelihood on one data file, ours against the reference."""
-    from .compare import compare, summarize
+    from ..compare import compare, summarize
 
     if not args.family or len(args.family) != 1:
         raise ValueError("with a data file, check runs one case: give exactly one --family")
@@ -215,7 +137,7 @@ def _check_one(args) -> int:
 
 
 def _check(args) -> int:
-    from .check import default_cases, real_cases, run_check, synthetic_cases
+    from ..check import default_cases, real_cases, run_check, synthetic_cases
 
     if args.data is not None and args.data not in MATRICES:
         if not is_table_path(args.data):
@@ -260,8 +182,8 @@ def _check(args) -> int:
 
 
 def _fit(args) -> int:
-    from .inference import fit
-    from .references import reference_fit
+    from ..inference import fit
+    from ..references import reference_fit
 
     model = _model_kwargs(args)
     if args.formula:
@@ -277,26 +199,6 @@ def _fit(args) -> int:
         print()
         print(reference_fit(X, d.y, args.likelihood, **model, **d.inputs).summary())
     return 0 if ours.converged else 1
-
-
-def _data_args(parser, default_help: str) -> None:
-    parser.add_argument("--data", default=None,
-                        help=f"{default_help}, or a file of yours: PATH.csv or PATH.parquet "
-                        "(with --target)")
-    parser.add_argument("--target", default=None, help="the column to predict (data file)")
-    parser.add_argument("--trials", default=None, metavar="COLUMN",
-                        help="binomial: the column of each row's number of trials (data file; "
-                        "not a feature; built-in sets carry theirs)")
-    parser.add_argument("--features", default=None,
-                        help="comma-separated columns to predict it from (data file; default: "
-                        "every other column)")
-
-
-def _formula_arg(parser) -> None:
-    parser.add_argument("--formula", default=None,
-                        help="a formula on the data file's columns instead of --target and "
-                        "--features, e.g. 'y ~ x + C(g) + x:z' (statsmodels' names; '0 +' for "
-                        "no intercept)")
 
 
 def _model_args(parser, defaults: bool = True) -> None:
@@ -317,32 +219,8 @@ def _model_args(parser, defaults: bool = True) -> None:
     _noise_args(parser, df_default=default(4.0))
 
 
-def _noise_args(parser, df_default: Optional[float] = 4.0) -> None:
-    parser.add_argument("--noise-scale", type=float, default=None, metavar="SIGMA",
-                        help="fix the noise scale σ (gaussian, studentt) or b (laplace) at "
-                        "SIGMA instead of learning it")
-    parser.add_argument("--df", type=float, default=df_default, metavar="NU",
-                        help="degrees of freedom ν of the studentt likelihood"
-                        + (f" (default {df_default:g})" if df_default is not None else
-                           " (default 4)"))
-
-
-def _sampler_args(parser) -> None:
-    parser.add_argument("--chains", type=int, default=4,
-                        help="NUTS chains, run in parallel where the CPUs allow (default 4)")
-    parser.add_argument("--warmup", type=int, default=500,
-                        help="warm-up iterations per chain, which tune the step size and mass "
-                        "matrix (default 500)")
-    parser.add_argument("--draws", type=int, default=1000,
-                        help="draws kept per chain (default 1000, at least 50)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the point fits, the starts and the sampler (default 0)")
-    parser.add_argument("--quiet", action="store_true",
-                        help="no progress bar (bars are shown only on a terminal anyway)")
-
-
 def _sweep(args) -> int:
-    from .experiments import load_config, run_sweep
+    from ..experiments import load_config, run_sweep
 
     config = load_config(args.config, overrides=args.set)
     table = run_sweep(config, args.out, workers=args.workers, backend=args.backend,
@@ -360,120 +238,11 @@ def _sweep(args) -> int:
 
 
 def _report(args) -> int:
-    from .experiments.report import write_report
+    from ..experiments.report import write_report
 
     paths = write_report(args.out)
     print("report: " + ", ".join(str(p) for p in paths))
     return 0
-
-
-def _health_code(posteriors) -> int:
-    """3 where NUTS diverged, 1 where it did not converge by R-hat / ESS / E-BFMI, else 0."""
-    health = [p.info["health"] for p in posteriors if "health" in p.info]
-    if any(h["divergences"] for h in health):
-        return 3
-    return 1 if any(h["problems"] for h in health) else 0
-
-
-def _posterior(args) -> int:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from . import diagnostics
-    from .plots.posterior import save_figures
-    from .posterior import posterior, shrinkage_path
-
-    fit_intercept = True
-    if args.formula:  # before anything is written to --out
-        d, fit_intercept = _load_formula(args, args.likelihood)
-    else:
-        d = _load(args, args.likelihood)
-    prior = None if args.prior == "flat" else args.prior
-    post = posterior(_frame(d), d.y, args.likelihood, prior=prior, prior_scale=args.prior_scale,
-                     fit_intercept=fit_intercept,
-                     noise_scale=args.noise_scale, df=args.df, method=args.method,
-                     guide=args.guide, chains=args.chains, warmup=args.warmup, draws=args.draws,
-                     seed=args.seed, progress=False if args.quiet else None, **d.inputs)
-    print(f"data: {d.name}, n = {d.X.shape[0]}, d = {d.X.shape[1]};  {post!r};  "
-          f"chains: {post.info['chains']}")
-    table = post.summary()
-    print(table.to_string(index=False))
-    if args.method == "nuts":
-        h = post.info["health"]
-        print(f"max R-hat {h['max_rhat']:.4f}  min bulk ESS {h['min_ess_bulk']:.0f}  "
-              f"min tail ESS {h['min_ess_tail']:.0f}  divergences {h['divergences']}  "
-              f"min E-BFMI {h['min_ebfmi']:.2f}")
-    if args.method == "vi":
-        print(f"guide {args.guide}: {post.info['steps']} SVI steps (plateau "
-              f"{'reached' if post.info['converged'] else 'not reached'}), final ELBO "
-              f"{post.info['elbo'][-1]:.2f}, Pareto k̂ {post.info['khat']:.2f}")
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out / "posterior_summary.csv", index=False)
-        diagnostics.to_netcdf(post.idata, out / "posterior.nc")
-        shrinkage = None
-        if prior is not None and not post.spec.kinked:
-            taus = args.prior_scale * np.logspace(-2, 2, 9)
-            shrinkage = shrinkage_path(_frame(d), d.y, args.likelihood, taus, prior=prior,
-                                       noise_scale=args.noise_scale, df=args.df,
-                                       fit_intercept=fit_intercept)
-        paths = save_figures(post, out, shrinkage)
-        print(f"wrote {out / 'posterior_summary.csv'}, {out / 'posterior.nc'} and "
-              f"{len(paths)} figures to {out}")
-    return _health_code([post])
-
-
-def _which_data(args):
-    """which-loss's data, the number of trials (``--trials COLUMN``, left out of the
-    features; a built-in set's own) and the kind of y: ``--kind``, else labels (an encoded
-    text column, a built-in classification set) are classes or binary, else None (read from
-    the values)."""
-    if args.trials:
-        if args.data is None or not is_table_path(args.data):
-            raise ValueError("--trials names a column of a data file (--data PATH.csv or "
-                             f"PATH.parquet); {args.data!r} is not one")
-        if args.features and args.trials in args.features.split(","):
-            raise ValueError(f"--trials {args.trials!r} is also listed in --features")
-    d = _load(args, "laplace", default="synthetic-laplace", labels=True)
-    kind = args.kind
-    if kind is None and d.y.dtype.kind in "iu":  # the loaders hand labels as integers
-        kind = "binary" if d.y.max() <= 1 else "classes"
-    return d, d.inputs.get("trials"), kind
-
-
-def _which_loss(args) -> int:
-    from .families.support import KIND_TEXT
-    from .studies import which_loss
-
-    d, trials, kind = _which_data(args)
-    out = which_loss(_frame(d), d.y, trials=trials, kind=kind, likelihoods=args.likelihood,
-                     prior=args.prior, prior_scale=args.prior_scale, chains=args.chains,
-                     warmup=args.warmup, draws=args.draws, seed=args.seed,
-                     progress=False if args.quiet else None)
-    print(f"data: {d.name}, n = {d.X.shape[0]}, d = {d.X.shape[1]}; y: {out.kind} "
-          f"({KIND_TEXT[out.kind]})" + ("" if kind else ", read from its values"))
-    shown = out.candidates.reset_index().assign(
-        proposed=out.candidates["proposed"].map({True: "yes", False: "no"}).to_numpy())
-    for column in ("family", "support", "reason"):  # text reads left-aligned
-        shown[column] = shown[column].str.ljust(shown[column].str.len().max())
-    print(shown.to_string(index=False, justify="left"))
-    cols = ["rank", "elpd_loo", "p_loo", "elpd_diff", "se", "dse", "weight", "max_pareto_k",
-            "n_bad_k"]
-    print("\nranked by PSIS-LOO:" if len(out.proposed) > 1 else "\nscored by PSIS-LOO (one "
-          "family proposed: nothing to rank):")
-    print(out.comparison.table[cols].to_string(float_format=lambda v: f"{v:.3f}"))
-    close = [n for n in out.comparison.table.index[1:]
-             if not out.comparison.beaten_beyond_se(n, 2.0)]
-    print(f"best: {out.best}" + (f" (within 2 SE of the difference: {', '.join(close)})"
-                                 if close else ""))
-    return _health_code(out.comparison.posteriors.values())
-
-
-def _subcommand(sub, name: str, help: str, description: str):
-    """A subcommand whose help ends with the exit codes (the epilog keeps its line breaks)."""
-    return sub.add_parser(name, help=help, description=textwrap.fill(description, 88),
-                          epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def _optimizer_args(parser) -> None:
@@ -482,11 +251,6 @@ def _optimizer_args(parser) -> None:
                         "adam: Pyro SVI's Adam, looser tolerances")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="minibatch size (adam only; default: full batch)")
-
-
-# a Likelihood of your own is Python code (make(loc, scale)): no command line can carry it
-LIKELIHOOD_HELP = ("the likelihood (the loss), a registered name; your own "
-                   "bayesloss.Likelihood(name, make) is for the Python API")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -568,54 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("out", help="the sweep's output directory")
     rep.set_defaults(run=_report)
 
-    p = _subcommand(sub, "posterior", "sample the posterior (NUTS), its Laplace or a "
-                    "variational approximation; write summary, InferenceData and figures",
-                    "The posterior of likelihood + prior: NUTS draws (or the Laplace "
-                    "approximation's, or a fitted guide's), summarised beside the MLE and the "
-                    "MAP.")
-    p.add_argument("likelihood", choices=sorted(FAMILIES), help=LIKELIHOOD_HELP)
-    _data_args(p, f"{BUILTIN} (default: synthetic data of the likelihood)")
-    _formula_arg(p)
-    p.add_argument("--method", choices=["nuts", "laplace", "vi"], default="nuts",
-                   help="nuts: Pyro NUTS draws (default); laplace: draws from the Gaussian "
-                   "at the mode (smooth models only); vi: draws from a Pyro autoguide fitted "
-                   "by SVI (see --guide)")
-    p.add_argument("--guide", choices=list(GUIDES), default="diagonal",
-                   help="the guide of --method vi: diagonal (mean-field Gaussian, default), "
-                   "mvn (full-rank Gaussian), lowrank, flow (inverse autoregressive flow)")
-    p.add_argument("--prior", choices=sorted(PRIORS) + ["flat"], default="normal",
-                   help="prior on the weights (default normal); flat: the posterior whose "
-                   "mode is the MLE")
-    p.add_argument("--prior-scale", type=float, default=1.0,
-                   help="the prior's scale τ (default 1)")
-    _noise_args(p)
-    _sampler_args(p)
-    p.add_argument("--out", metavar="DIR",
-                   help="write posterior_summary.csv, posterior.nc (InferenceData, "
-                   "compressed) and PNG figures here")
-    p.set_defaults(run=_posterior)
-
-    w = _subcommand(sub, "which-loss", "propose the likelihoods (losses) that fit the kind "
-                    "of y, and rank them by PSIS-LOO",
-                    "Read the kind of y from its values (real, positive, counts, 0/1, classes, "
-                    "proportions in (0, 1), angles; successes with --trials), propose every "
-                    "registered likelihood whose support fits it, sample each posterior by "
-                    "NUTS and rank them by PSIS-LOO expected log predictive density; a table "
-                    "says why each likelihood was or was not considered.")
-    _data_args(w, f"{BUILTIN} (default: synthetic-laplace)")
-    w.add_argument("--kind", choices=SUPPORTS, default=None,
-                   help="the kind of y, where its values cannot tell (integer amounts read as "
-                   "counts, labels 0..K−1 of a numeric column as counts, angles bunched in half "
-                   "the circle as real); default: read from the values, text labels and the "
-                   "built-in classification sets as classes")
-    w.add_argument("--likelihood", action="append", choices=sorted(FAMILIES),
-                   help="rank this likelihood instead of the proposed ones, repeatable")
-    w.add_argument("--prior", choices=sorted(PRIORS), default="normal",
-                   help="the prior on every likelihood's weights (default normal)")
-    w.add_argument("--prior-scale", type=float, default=1.0,
-                   help="the prior's scale τ (default 1)")
-    _sampler_args(w)
-    w.set_defaults(run=_which_loss)
+    add_posterior_parsers(sub)
     return parser
 
 
