@@ -206,6 +206,25 @@ def test_continuous_ppc_is_labelled(unscaled):
     assert len(ax.get_legend().get_texts()) == 3
 
 
+def test_positive_targets_get_a_density_ppc_not_count_bars():
+    # gamma's y is not standardised by the fit (Family.continuous is False), yet it is a density
+    from bayesloss.data import make_synthetic
+
+    d = make_synthetic("gamma", n=120, d=2, seed=4)
+    post = bayesloss.posterior(d.X, d.y, "gamma", method="laplace", draws=100, chains=2)
+    ax = plots.plot_ppc(post)
+    assert ax.get_xlabel() == "y" and ax.get_ylabel() == "density"
+    assert not ax.patches  # no bars of integer counts
+
+
+def test_save_figure_takes_a_grid_of_axes(unscaled, tmp_path):
+    post, _, _ = unscaled
+    axes = plots.plot_trace(post)
+    assert np.ndim(axes) == 2
+    path = plots.save_figure(axes, tmp_path / "trace.png")
+    assert path.stat().st_size > 0
+
+
 def test_forest_rows_are_named_by_the_posterior(unscaled):
     post, _, _ = unscaled
     ax = plots.plot_forest(post)

@@ -145,8 +145,9 @@ def plot_classification(table: pd.DataFrame, axes=None):
 
 def save_figure(axes, path, dpi: int = 120):
     """Save the figure that ``axes`` belong to as a PNG and close it; return the path."""
-    fig = np.atleast_1d(axes)[0].figure
-    fig.tight_layout()
+    fig = np.ravel(axes)[0].figure  # one Axes, a row of them, or a grid (trace, pair)
+    if fig.get_layout_engine() is None:  # figures drawn with a layout engine keep theirs
+        fig.tight_layout()
     fig.savefig(path, dpi=dpi, format="png")
     plt.close(fig)
     return path

@@ -17,6 +17,7 @@ from matplotlib.patches import Patch
 from scipy.stats import rankdata
 
 from .. import diagnostics
+from ..families.support import CONTINUOUS
 
 MARKS = {"mle": ("MLE", "tab:red", "--"), "map": ("MAP (constrained space)", "tab:green", ":")}
 HDI_PROB = 0.94
@@ -272,7 +273,7 @@ def plot_ppc(post, ax=None, prob=0.9):
     -------
     matplotlib Axes
     """
-    if post.spec.family.continuous:
+    if post.spec.family.support in CONTINUOUS:  # a density (not: the fit standardises y)
         ax = diagnostics.plot_ppc(post.idata, axes=ax)
         ax.set_xlabel("y")
         ax.set_ylabel("density")
