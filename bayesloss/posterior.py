@@ -43,7 +43,8 @@ from pyro.infer import MCMC, NUTS
 from .console import show_progress
 from .engine.policy import entry_point
 from .inference import fit
-from .potential import GaussianApproximation, Potential, laplace_approximation
+from .potential import (GaussianApproximation, NumpyPotential, Potential,
+                        laplace_approximation)
 from .results import Fit, Table, feature_labels, parameter_label
 from .spec import IdentifiabilityWarning, check_data, feature_names as frame_names, make_spec
 
@@ -85,20 +86,44 @@ class _RecordingNUTS(NUTS):
         return {**super().diagnostics(), **self._records}
 
 
+class _KnownGradient(torch.autograd.Function):
+    """A value whose gradient was computed with it: autograd's backward pass is one product."""
+
+    @staticmethod
+    def forward(ctx, z, value, grad):
+        ctx.save_for_backward(grad)
+        return value
+
+    @staticmethod
+    def backward(ctx, upstream):
+        (grad,) = ctx.saved_tensors
+        return upstream * grad, None, None
+
+
 class _Whitened:
     """``z ↦ U(û + T z)``: the potential in whitened coordinates (a picklable callable, so
-    chains can run in spawned processes too)."""
+    chains can run in spawned processes too). Where the model has a closed form
+    (:class:`~bayesloss.potential.NumpyPotential`), value and gradient come from it in one
+    numpy pass; otherwise from the torch potential by autograd."""
 
     def __init__(self, potential: Potential, center: np.ndarray, transform: np.ndarray):
         self.potential = potential
         self.center = torch.as_tensor(center)
         self.transform = torch.as_tensor(transform)
+        self.numpy = NumpyPotential.of(potential, np.asarray(center))
+        self._center, self._transform = np.asarray(center), np.asarray(transform)
 
     def to_u(self, z: torch.Tensor) -> torch.Tensor:
         return self.center + z @ self.transform.T
 
     def __call__(self, params: dict) -> torch.Tensor:
-        return self.potential(self.center + self.transform @ params["z"])
+        z = params["z"]
+        if self.numpy is None:
+            return self.potential(self.center + self.transform @ z)
+        value, grad = self.numpy.value_and_grad(
+            self._center + self._transform @ z.detach().numpy())
+        return _KnownGradient.apply(z, torch.tensor(value, dtype=z.dtype),
+                                    torch.from_numpy(self._transform.T @ grad))
 
 
 @dataclass

@@ -15,7 +15,7 @@ from pyro.infer.mcmc.util import initialize_model
 
 import bayesloss
 from bayesloss.data import make_synthetic
-from bayesloss.potential import Potential
+from bayesloss.potential import NumpyPotential, Potential
 from bayesloss.posterior import MIN_DRAWS, posterior
 from bayesloss.studies import mode_space_demo
 from bayesloss.spec import make_spec
@@ -79,6 +79,25 @@ def test_derived_potential_equals_traced_log_density(likelihood, prior, noise_sc
         assert abs(float(ours - pyro_potential(pyro_u))) <= tol
     learned = spec.learns_scale
     assert ("scale" in transforms) == learned  # the Jacobian was exercised where it exists
+    _assert_numpy_potential_matches(pot, closed_form=likelihood != "laplace"
+                                    and prior != "laplace")
+
+
+def _assert_numpy_potential_matches(pot, closed_form, points=5):
+    """NUTS's one-pass numpy potential (where a closed form exists) gives the torch
+    potential's value and autograd gradient: ≤ 1e-10 relative."""
+    rng = np.random.default_rng(2)
+    fused = NumpyPotential.of(pot, rng.normal(0.0, 0.5, pot.size))
+    assert (fused is not None) == closed_form
+    for _ in range(points if closed_form else 0):
+        u = torch.as_tensor(rng.normal(0.0, 0.5, pot.size)).requires_grad_(True)
+        value = pot(u)
+        (grad,) = torch.autograd.grad(value, u)
+        ours, ours_grad = fused.value_and_grad(u.detach().numpy())
+        value = float(value.detach())
+        assert abs(ours - value) <= 1e-10 * max(1.0, abs(value))
+        np.testing.assert_allclose(ours_grad, grad.numpy(), rtol=1e-10,
+                                   atol=1e-10 * np.abs(grad.numpy()).max())
 
 
 # --- exact posteriors ---------------------------------------------------------------------
