@@ -139,8 +139,11 @@ class Posterior:
     idata:
         ``arviz.InferenceData`` with ``posterior`` (the model's sites ``weight`` over the
         ``feature`` dimension, whose coordinates are :attr:`feature_names`, ``bias``, ``scale``
-        when learned; tables and figures name each scalar by
-        :func:`~bayesloss.results.parameter_label`), ``sample_stats`` (NUTS: ``energy``, ``step_size``, ``diverging``),
+        when learned, and for a σ(x) head (hetero_gaussian, ``log σ(x) = x·a + c``) its sites
+        ``scale_weight`` (``a``, over ``feature``) and ``scale_bias`` (``c``) in place of
+        ``scale``; tables and figures name each scalar by
+        :func:`~bayesloss.results.parameter_label`: ``age``, ``scale``, ``log σ: age``),
+        ``sample_stats`` (NUTS: ``energy``, ``step_size``, ``diverging``),
         ``log_likelihood`` and ``posterior_predictive`` (``obs``), ``observed_data``.
     mean_, cov_:
         Posterior mean and covariance of ``[coef…, intercept]`` (coef row-major for
@@ -301,12 +304,7 @@ class Posterior:
 
 def _site_values(point: Optional[Fit]) -> Optional[dict]:
     """A point fit's parameters by model site."""
-    if point is None:
-        return None
-    values = {"weight": point.coef_, "bias": point.intercept_}
-    if point.spec.learns_scale:
-        values["scale"] = point.scale_
-    return values
+    return None if point is None else point.params_
 
 
 def check_sampling_args(method, chains, warmup, draws):
@@ -447,7 +445,8 @@ def posterior(
         names the features as statsmodels does.
     prior_scale, noise_scale, df, prior_df, fit_intercept, penalize_intercept:
         As in :func:`bayesloss.fit`. The intercept is flat unless ``penalize_intercept``; a
-        learned scale is flat on (0, ∞).
+        learned scale is flat on (0, ∞), a σ(x) head's ``a`` and ``c`` flat on the reals;
+        ``noise_scale`` an (n,) array fixes a known σᵢ per row.
     prior:
         ``normal``, ``laplace``, ``studentt``, ``cauchy`` on the weights, or None for flat
         weights (the posterior whose mode is the MLE; improper, hence a ValueError, for
@@ -491,11 +490,6 @@ def posterior(
                     noise_scale=noise_scale, df=df, prior_df=prior_df,
                     fit_intercept=fit_intercept, penalize_intercept=penalize_intercept)
     spec = make_spec(likelihood, estimator="mle" if prior is None else "map", **model_kw)
-    if spec.family.scale_head or spec.row_scales:
-        raise ValueError("posterior() samples models whose noise scale is one number (its "
-                         "starts, draws and summaries read weight, bias, scale); "
-                         + ("per-row σᵢ are" if spec.row_scales else f"{likelihood}'s σ(x) head is")
-                         + " fitted by fit() only")
     if method == "laplace" and spec.kinked:
         raise ValueError(
             f"the Laplace approximation needs a twice-differentiable log density; "
@@ -510,10 +504,9 @@ def posterior(
     start = time.perf_counter()
     mle, map_fit = _point_fits(X, y, likelihood, spec, model_kw, seed)
     point = map_fit if spec.is_map else mle
-    start_values = {"weight": point.coef_, "bias": point.intercept_, "scale": point.scale_}
     k = int(y.max()) + 1 if spec.family.multiclass else 1
     potential = Potential(spec, X, y, k)
-    approx = laplace_approximation(potential, start_values)
+    approx = laplace_approximation(potential, point.params_)
     info = {"setup_seconds": time.perf_counter() - start, "newton_iterations": approx.n_iter,
             "mode_converged": approx.converged, "preconditioner_exact": approx.exact}
 
@@ -576,7 +569,7 @@ def _inference_data(potential, u, stats, y, feature_names, seed, spec, method):
 
     posterior = {k: by_chain(v) for k, v in values.items()}
     dims = {"weight": ["feature"] + (["class"] if spec.family.multiclass else []),
-            "obs": ["row"]}
+            "scale_weight": ["feature"], "obs": ["row"]}
     coords = {"feature": list(feature_names), "row": np.arange(len(y))}
     if spec.family.multiclass:
         dims["bias"] = ["class"]
