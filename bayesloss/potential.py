@@ -206,28 +206,28 @@ class Potential:
 
 
 def _prior_params(prior) -> Optional[tuple]:
-    """``(ν, location, scale²)`` of an independent normal (ν = ∞), Student-t or Cauchy (ν = 1)
-    prior, as numpy arrays; None for any other."""
+    """``(kind, ν, location, scale)`` of an independent normal, Student-t (Cauchy: ν = 1) or
+    Laplace prior, as numpy arrays; None for any other."""
     while isinstance(prior, Independent):
         prior = prior.base_dist
-    if isinstance(prior, torch.distributions.Normal):
-        nu = np.inf
-    elif isinstance(prior, torch.distributions.StudentT):
-        nu = prior.df.detach().numpy()
-    elif isinstance(prior, torch.distributions.Cauchy):
-        nu = 1.0
-    else:
+    kinds = ((torch.distributions.Normal, "normal"), (torch.distributions.StudentT, "t"),
+             (torch.distributions.Cauchy, "t"), (torch.distributions.Laplace, "laplace"))
+    kind = next((name for cls, name in kinds if isinstance(prior, cls)), None)
+    if kind is None:
         return None
-    return nu, prior.loc.detach().numpy(), prior.scale.detach().numpy() ** 2
+    nu = prior.df.detach().numpy() if isinstance(prior, torch.distributions.StudentT) else 1.0
+    return kind, nu, prior.loc.detach().numpy(), prior.scale.detach().numpy()
 
 
 def _prior_terms(params: tuple, v: np.ndarray) -> tuple[float, np.ndarray]:
     """``−log p(v)`` up to a constant and its gradient, for :func:`_prior_params`."""
-    nu, loc, scale2 = params
+    kind, nu, loc, scale = params
     r = v - loc
-    if np.all(np.isinf(nu)):
-        return 0.5 * float((r * r / scale2).sum()), r / scale2
-    nu_s2 = nu * scale2
+    if kind == "normal":
+        return 0.5 * float((r * r / scale**2).sum()), r / scale**2
+    if kind == "laplace":  # the kink: sign(0) = 0, as autograd's |·|
+        return float((np.abs(r) / scale).sum()), np.sign(r) / scale
+    nu_s2 = nu * scale**2
     return (0.5 * float(((nu + 1) * np.log1p(r * r / nu_s2)).sum()),
             (nu + 1) * r / (nu_s2 + r * r))
 
@@ -237,14 +237,15 @@ class NumpyPotential:
 
     The likelihood's terms come from the family's ``numpy_terms`` (the NLL and its
     derivative in η and ``log s``, as the verified references use them), the weights' prior
-    from its closed form (normal, Student-t, Cauchy), the learned scale's ``log|∂σ/∂u|`` is
-    ``u`` itself; known per-row σᵢ rescale the rows of a location-scale family. The constants
-    that ``numpy_terms`` drops are restored once, so the value equals ``potential(u)``. It is
+    from its closed form (normal, Student-t, Cauchy, Laplace), the learned scale's
+    ``log|∂σ/∂u|`` is ``u`` itself; known per-row σᵢ rescale the rows of a location-scale
+    family. The constants that ``numpy_terms`` drops are restored once, so the value equals
+    ``potential(u)``. It is
     what NUTS evaluates at every leapfrog step: Pyro's autograd of the distributions costs
     several times the arithmetic on the small models people fit every day.
 
-    Use :meth:`of`, which returns None where no closed form applies (kinked families, a σ(x)
-    head, other priors, a smoothed surrogate): the caller keeps the torch potential there.
+    Use :meth:`of`, which returns None where no closed form applies (a kinked likelihood, a
+    σ(x) head, other priors, a smoothed surrogate): the caller keeps the torch potential there.
     """
 
     def __init__(self, potential: Potential, terms, priors: dict, at: np.ndarray):
