@@ -495,6 +495,18 @@ def test_benchmark_script_runs_with_tiny_settings(tmp_path):
     assert len(table) == 2 and (table["min_ess_per_s"] > 0).all()
 
 
+@pytest.mark.slow  # five data sets, four chains each
+def test_benchmark_script_small_suite_runs_with_tiny_settings(tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "small.csv"
+    done = _run([str(ROOT / "scripts" / "benchmark_posterior.py"), "--suite", "small",
+                 "--warmup", "50", "--draws", "60", "--no-numpyro", "--out", str(out)])
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(out)
+    assert table["model"].nunique() == 5 and (table["min_ess_per_s"] > 0).all()
+
+
 # --- chains in parallel processes -----------------------------------------------------------
 
 
