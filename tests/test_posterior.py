@@ -522,6 +522,28 @@ def test_potential_pickles_for_spawned_chains():
     assert float(pickle.loads(pickle.dumps(whitened))(z)) == float(whitened(z))
 
 
+def test_whitened_potential_gives_pyro_the_torch_potentials_value_and_gradient():
+    """What Pyro's NUTS differentiates (z ↦ U(û + T z), the numpy pass behind an autograd
+    node) against autograd through the torch potential, with a dense T."""
+    from pyro.ops.integrator import potential_grad
+
+    from bayesloss.posterior import _Whitened
+
+    X, y = _small_data("bernoulli")
+    pot = Potential(make_spec("bernoulli", estimator="map", prior="normal"), X, y)
+    rng = np.random.default_rng(4)
+    center, transform = rng.normal(0, 0.3, pot.size), rng.normal(0, 0.5, (pot.size, pot.size))
+    whitened = _Whitened(pot, center, transform)
+    assert whitened.numpy is not None
+    z = torch.as_tensor(rng.normal(0, 1, pot.size))
+    grads, value = potential_grad(whitened, {"z": z.clone()})
+    z_ref = z.clone().requires_grad_(True)
+    ref = pot(torch.as_tensor(center) + torch.as_tensor(transform) @ z_ref)
+    (ref_grad,) = torch.autograd.grad(ref, z_ref)
+    assert abs(float(value) - float(ref.detach())) <= 1e-10 * abs(float(ref.detach()))
+    np.testing.assert_allclose(grads["z"].numpy(), ref_grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
 def test_chains_run_in_parallel_processes_when_cpus_allow(monkeypatch):
     """This machine may have 2 CPUs (Pyro keeps one for the main process, so it would run the
     chains sequentially): pretend it has 8, so the forked-process path runs for real."""
