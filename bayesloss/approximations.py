@@ -31,7 +31,7 @@ import torch
 from .engine.policy import entry_point
 from .inference import fit
 from .posterior import Posterior, posterior
-from .results import Table, feature_labels, parameter_label
+from .labels import Table, feature_labels, parameter_label
 from .spec import check_data, feature_names as frame_names, make_spec
 from .variational import KHAT_DRAWS, log_posterior
 

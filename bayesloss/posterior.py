@@ -46,8 +46,8 @@ from .console import show_progress
 from .engine.policy import entry_point
 from .families import FAMILIES
 from .inference import fit
-from .potential import GaussianApproximation, Potential, laplace_approximation
 from .labels import Table, feature_labels, parameter_label
+from .potential import GaussianApproximation, NumpyPotential, Potential, laplace_approximation
 from .results import Fit
 from .spec import IdentifiabilityWarning, check_data, feature_names as frame_names, make_spec
 from .variational import check_guide, fit_guide
@@ -90,20 +90,44 @@ class _RecordingNUTS(NUTS):
         return {**super().diagnostics(), **self._records}
 
 
+class _KnownGradient(torch.autograd.Function):
+    """A value whose gradient was computed with it: autograd's backward pass is one product."""
+
+    @staticmethod
+    def forward(ctx, z, value, grad):
+        ctx.save_for_backward(grad)
+        return value
+
+    @staticmethod
+    def backward(ctx, upstream):
+        (grad,) = ctx.saved_tensors
+        return upstream * grad, None, None
+
+
 class _Whitened:
     """``z ↦ U(û + T z)``: the potential in whitened coordinates (a picklable callable, so
-    chains can run in spawned processes too)."""
+    chains can run in spawned processes too). Where the model has a closed form
+    (:class:`~bayesloss.potential.NumpyPotential`), value and gradient come from it in one
+    numpy pass; otherwise from the torch potential by autograd."""
 
     def __init__(self, potential: Potential, center: np.ndarray, transform: np.ndarray):
         self.potential = potential
         self.center = torch.as_tensor(center)
         self.transform = torch.as_tensor(transform)
+        self.numpy = NumpyPotential.of(potential, np.asarray(center))
+        self._center, self._transform = np.asarray(center), np.asarray(transform)
 
     def to_u(self, z: torch.Tensor) -> torch.Tensor:
         return self.center + z @ self.transform.T
 
     def __call__(self, params: dict) -> torch.Tensor:
-        return self.potential(self.center + self.transform @ params["z"])
+        z = params["z"]
+        if self.numpy is None:
+            return self.potential(self.center + self.transform @ z)
+        value, grad = self.numpy.value_and_grad(
+            self._center + self._transform @ z.detach().numpy())
+        return _KnownGradient.apply(z, torch.tensor(value, dtype=z.dtype),
+                                    torch.from_numpy(self._transform.T @ grad))
 
 
 @dataclass
@@ -119,8 +143,11 @@ class Posterior:
     idata:
         ``arviz.InferenceData`` with ``posterior`` (the model's sites ``weight`` over the
         ``feature`` dimension, whose coordinates are :attr:`feature_names`, ``bias``, ``scale``
-        when learned; tables and figures name each scalar by
-        :func:`~bayesloss.labels.parameter_label`), ``sample_stats`` (NUTS: ``energy``, ``step_size``, ``diverging``),
+        when learned, and for a σ(x) head (hetero_gaussian, ``log σ(x) = x·a + c``) its sites
+        ``scale_weight`` (``a``, over ``feature``) and ``scale_bias`` (``c``) in place of
+        ``scale``; tables and figures name each scalar by
+        :func:`~bayesloss.labels.parameter_label`: ``age``, ``scale``, ``log σ: age``),
+        ``sample_stats`` (NUTS: ``energy``, ``step_size``, ``diverging``),
         ``log_likelihood`` and ``posterior_predictive`` (``obs``), ``observed_data``.
     mean_, cov_:
         Posterior mean and covariance of ``[coef…, intercept]`` (coef row-major for
@@ -283,12 +310,7 @@ class Posterior:
 
 def _site_values(point: Optional[Fit]) -> Optional[dict]:
     """A point fit's parameters by model site."""
-    if point is None:
-        return None
-    values = {"weight": point.coef_, "bias": point.intercept_}
-    if point.spec.learns_scale:
-        values["scale"] = point.scale_
-    return values
+    return None if point is None else point.params_
 
 
 def check_sampling_args(method, chains, warmup, draws, guide="diagonal"):
@@ -434,7 +456,8 @@ def posterior(
         names the features as statsmodels does.
     prior_scale, noise_scale, trials, df, prior_df, fit_intercept, penalize_intercept:
         As in :func:`bayesloss.fit`. The intercept is flat unless ``penalize_intercept``; a
-        learned scale is flat on (0, ∞).
+        learned scale is flat on (0, ∞), a σ(x) head's ``a`` and ``c`` flat on the reals;
+        ``noise_scale`` an (n,) array fixes a known σᵢ per row.
     prior:
         ``normal``, ``laplace``, ``studentt``, ``cauchy`` on the weights, or None for flat
         weights (the posterior whose mode is the MLE; improper, hence a ValueError, for
@@ -493,12 +516,6 @@ def posterior(
                     noise_scale=noise_scale, trials=trials, df=df, prior_df=prior_df,
                     fit_intercept=fit_intercept, penalize_intercept=penalize_intercept)
     spec = make_spec(likelihood, estimator="mle" if prior is None else "map", **model_kw)
-    # (a known per-row input, binomial's trials, is data: only per-row σᵢ are refused)
-    if spec.family.scale_head or (spec.row_scales and not spec.family.row_input):
-        raise ValueError("posterior() samples models whose noise scale is one number (its "
-                         "starts, draws and summaries read weight, bias, scale); "
-                         + ("per-row σᵢ are" if spec.row_scales else f"{likelihood}'s σ(x) head is")
-                         + " fitted by fit() only")
     if method == "laplace" and spec.kinked:
         raise ValueError(
             f"the Laplace approximation needs a twice-differentiable log density; "
@@ -514,10 +531,9 @@ def posterior(
     start = time.perf_counter()
     mle, map_fit = _point_fits(X, y, likelihood, spec, model_kw, seed)
     point = map_fit if spec.is_map else mle
-    start_values = {"weight": point.coef_, "bias": point.intercept_, "scale": point.scale_}
     k = int(y.max()) + 1 if spec.family.multiclass else 1
     potential = Potential(spec, X, y, k)
-    approx = laplace_approximation(potential, start_values)
+    approx = laplace_approximation(potential, point.params_)
     info = {"setup_seconds": time.perf_counter() - start, "newton_iterations": approx.n_iter,
             "mode_converged": approx.converged, "preconditioner_exact": approx.exact}
 
@@ -587,7 +603,7 @@ def _inference_data(potential, u, stats, y, feature_names, seed, spec, method):
 
     posterior = {k: by_chain(v) for k, v in values.items()}
     dims = {"weight": ["feature"] + (["class"] if spec.family.multiclass else []),
-            "obs": ["row"]}
+            "scale_weight": ["feature"], "obs": ["row"]}
     coords = {"feature": list(feature_names), "row": np.arange(len(y))}
     if spec.family.multiclass:
         dims["bias"] = ["class"]

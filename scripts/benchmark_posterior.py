@@ -3,6 +3,7 @@ min bulk-ESS per second, for bayesloss.posterior and the samplers it is measured
 
     python scripts/benchmark_posterior.py                        # n = 1,000, d = 10, 500 + 1,000
     python scripts/benchmark_posterior.py --repeats 3 --traced   # + Pyro NUTS on the traced model
+    python scripts/benchmark_posterior.py --suite small          # everyday linear regressions
 
 Model: w ~ Normal(0, 1) (d weights), flat intercept, y ~ Bernoulli(logits = X w + b), one
 chain, ``--warmup`` + ``--draws``. Rows:
@@ -15,6 +16,13 @@ chain, ``--warmup`` + ``--draws``. Rows:
 * ``numpyro NUTS``: the same model in NumPyro (JAX, CPU), compilation included, when
   ``numpyro`` is installed (an optional dependency: ``pip install numpyro``); the row says so
   when it is not.
+
+``--suite small``: flat-prior linear regressions of everyday size on data sets shipped with
+statsmodels and scikit-learn (n = 51 to 1,200, 3 to 8 parameters, unscaled columns as they
+come), y ~ Normal(X w + b, σ) with flat w, b and σ on (0, ∞), 4 chains × (1,000 warm-up +
+1,000 draws) (``--warmup``/``--draws`` override); bayesloss.posterior (its chain policy
+decides parallel or sequential) against the same model in NumPyro (4 chains, sequential on
+one JAX device), both measured in the same run, one row per model and sampler.
 
 ESS is ArviZ's bulk ESS (the same estimator for every row), the minimum over parameters.
 The design is standard normal (``--unscaled`` uses ``make_synthetic``'s columns spread over
@@ -45,6 +53,88 @@ def _data(n, d, seed, unscaled):
     w = rng.uniform(-1, 1, d)
     y = (rng.random(n) < 1 / (1 + np.exp(-(X @ w + 0.3)))).astype(np.float64)
     return X, y
+
+
+def _small_models():
+    """(name, X, y): everyday linear regressions on shipped data sets, unscaled."""
+    import statsmodels.api as sm
+    from sklearn.datasets import load_diabetes
+
+    crime = sm.datasets.statecrime.load_pandas().data
+    engel = sm.datasets.engel.load_pandas().data
+    diabetes = load_diabetes(as_frame=True, scaled=False).frame
+    anes = sm.datasets.anes96.load_pandas().data
+    fair = sm.datasets.fair.load_pandas().data.iloc[:1200]
+    cases = [
+        ("statecrime murder ~ 5", crime, "murder",
+         ["poverty", "hs_grad", "single", "urban", "white"]),
+        ("engel foodexp ~ income", engel, "foodexp", ["income"]),
+        ("diabetes target ~ 3", diabetes, "target", ["bmi", "bp", "s5"]),
+        ("anes96 selfLR ~ 4", anes, "selfLR", ["age", "educ", "income", "TVnews"]),
+        ("fair[:1200] rate_marriage ~ 6", fair, "rate_marriage",
+         ["age", "yrs_married", "children", "religious", "educ", "occupation"]),
+    ]
+    return [(f"{name} (n = {len(frame)})", frame[cols].to_numpy(float),
+             frame[target].to_numpy(float)) for name, frame, target, cols in cases]
+
+
+def run_small_bayesloss(X, y, warmup, draws, seed):
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bayesloss.SamplerWarning)
+        post = bayesloss.posterior(X, y, "gaussian", prior=None, chains=4, warmup=warmup,
+                                   draws=draws, seed=seed, progress=False)
+    wall = time.perf_counter() - start
+    ess = diagnostics.min_ess_bulk({s: post.idata.posterior[s].values
+                                    for s in ("weight", "bias", "scale")})
+    return [(f"bayesloss.posterior ({post.info['chains'].split(':')[0]})", wall, ess)]
+
+
+def run_small_numpyro(X, y, warmup, draws, seed):
+    try:
+        import jax
+        import numpyro
+        import numpyro.distributions as ndist
+        from numpyro.distributions import constraints
+        from numpyro.infer import MCMC, NUTS
+    except ImportError:
+        return [("numpyro NUTS: not installed (pip install numpyro)", np.nan, np.nan)]
+    jax.config.update("jax_enable_x64", True)
+
+    def model(X, y):
+        w = numpyro.sample("weight", ndist.ImproperUniform(constraints.real, (),
+                                                           (X.shape[1],)))
+        b = numpyro.sample("bias", ndist.ImproperUniform(constraints.real, (), ()))
+        s = numpyro.sample("scale", ndist.ImproperUniform(constraints.positive, (), ()))
+        numpyro.sample("obs", ndist.Normal(X @ w + b, s), obs=y)
+
+    start = time.perf_counter()
+    mcmc = MCMC(NUTS(model), num_warmup=warmup, num_samples=draws, num_chains=4,
+                chain_method="sequential", progress_bar=False)
+    mcmc.run(jax.random.PRNGKey(seed), jax.numpy.asarray(X), jax.numpy.asarray(y))
+    samples = mcmc.get_samples(group_by_chain=True)
+    jax.block_until_ready(samples)
+    wall = time.perf_counter() - start
+    ess = diagnostics.min_ess_bulk({k: np.asarray(v) for k, v in samples.items()})
+    return [(f"numpyro {numpyro.__version__} NUTS (sequential)", wall, ess)]
+
+
+def small_suite(args):
+    """Every small model, bayesloss then NumPyro on each, in this one process."""
+    runners = [run_small_bayesloss] + ([] if args.no_numpyro else [run_small_numpyro])
+    rows = []
+    for repeat in range(args.repeats):
+        for model, X, y in _small_models():
+            for runner in runners:
+                load = os.getloadavg()[0]
+                for name, wall, ess in runner(X, y, args.warmup, args.draws,
+                                              args.seed + repeat):
+                    rows.append({"model": model, "sampler": name, "repeat": repeat,
+                                 "wall_s": wall, "min_ess_bulk": ess,
+                                 "min_ess_per_s": ess / wall, "load_1min": load})
+    print(f"flat-prior linear regressions, 4 chains, {args.warmup} + {args.draws}; "
+          f"{os.cpu_count()} CPUs")
+    return pd.DataFrame(rows)
 
 
 def run_bayesloss(X, y, warmup, draws, seed):
@@ -114,8 +204,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--d", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=500)
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="default 500 (1,000 for --suite small)")
     parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--suite", choices=("logistic", "small"), default="logistic")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--traced", action="store_true",
@@ -124,6 +216,14 @@ def main(argv=None):
     parser.add_argument("--unscaled", action="store_true")
     parser.add_argument("--out", help="also write the table as CSV here")
     args = parser.parse_args(argv)
+    if args.warmup is None:
+        args.warmup = 1000 if args.suite == "small" else 500
+    if args.suite == "small":
+        table = small_suite(args)
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+        if args.out:
+            table.to_csv(args.out, index=False)
+        return table
     X, y = _data(args.n, args.d, args.seed, args.unscaled)
     runners = [run_bayesloss] + ([run_traced] if args.traced else []) + \
         ([] if args.no_numpyro else [run_numpyro])

@@ -232,8 +232,6 @@ def test_hetero_rejects_contradicting_arguments():
     with pytest.raises(ValueError, match="penalize_intercept is not available"):
         bayesloss.fit(data.X, data.y, "hetero_gaussian", estimator="map",
                       penalize_intercept=True)
-    with pytest.raises(ValueError, match="σ\\(x\\) head is fitted by fit\\(\\) only"):
-        bayesloss.posterior(data.X, data.y, "hetero_gaussian")
 
 
 # --- known per-row scales: weighted least squares and weighted ridge ------------------------
@@ -354,8 +352,6 @@ def test_row_scales_for_families_that_take_none():
     with pytest.raises(ValueError, match="no reference fit for per-row noise scales"):
         bayesloss.reference_fit(X, y, "gaussian", noise_scale=sigma, estimator="map",
                                 prior="laplace")
-    with pytest.raises(ValueError, match="per-row σᵢ are fitted by fit"):
-        bayesloss.posterior(X, y, "gaussian", noise_scale=sigma)
 
 
 # --- a second network head for log σ(x) ------------------------------------------------------

@@ -15,7 +15,7 @@ from pyro.infer.mcmc.util import initialize_model
 
 import bayesloss
 from bayesloss.data import make_synthetic
-from bayesloss.potential import Potential
+from bayesloss.potential import NumpyPotential, Potential
 from bayesloss.posterior import MIN_DRAWS, posterior
 from bayesloss.studies import mode_space_demo
 from bayesloss.spec import make_spec
@@ -79,6 +79,37 @@ def test_derived_potential_equals_traced_log_density(likelihood, prior, noise_sc
         assert abs(float(ours - pyro_potential(pyro_u))) <= tol
     learned = spec.learns_scale
     assert ("scale" in transforms) == learned  # the Jacobian was exercised where it exists
+    _assert_numpy_potential_matches(pot, closed_form=likelihood != "laplace")
+
+
+@pytest.mark.parametrize("likelihood", ["binomial", "gamma", "negative_binomial", "beta"])
+@pytest.mark.parametrize("prior", [None, "normal"])
+def test_numpy_potential_of_the_glm_families(likelihood, prior):
+    """The GLM families' closed-form potential (binomial's per-row trials among its terms,
+    not rescaled rows) gives the torch potential's value and gradient."""
+    from bayesloss.data import make_synthetic
+
+    d = make_synthetic(likelihood, n=40, d=3, seed=5, scale_range=(0.5, 2.0))
+    spec = make_spec(likelihood, estimator="mle" if prior is None else "map",
+                     prior=prior or "normal", prior_scale=0.8, **d.inputs)
+    _assert_numpy_potential_matches(Potential(spec, d.X, d.y), closed_form=True)
+
+
+def _assert_numpy_potential_matches(pot, closed_form, points=5):
+    """NUTS's one-pass numpy potential (where a closed form exists) gives the torch
+    potential's value and autograd gradient: ≤ 1e-10 relative."""
+    rng = np.random.default_rng(2)
+    fused = NumpyPotential.of(pot, rng.normal(0.0, 0.5, pot.size))
+    assert (fused is not None) == closed_form
+    for _ in range(points if closed_form else 0):
+        u = torch.as_tensor(rng.normal(0.0, 0.5, pot.size)).requires_grad_(True)
+        value = pot(u)
+        (grad,) = torch.autograd.grad(value, u)
+        ours, ours_grad = fused.value_and_grad(u.detach().numpy())
+        value = float(value.detach())
+        assert abs(ours - value) <= 1e-10 * max(1.0, abs(value))
+        np.testing.assert_allclose(ours_grad, grad.numpy(), rtol=1e-10,
+                                   atol=1e-10 * np.abs(grad.numpy()).max())
 
 
 # --- exact posteriors ---------------------------------------------------------------------
@@ -477,6 +508,18 @@ def test_benchmark_script_runs_with_tiny_settings(tmp_path):
     assert len(table) == 2 and (table["min_ess_per_s"] > 0).all()
 
 
+@pytest.mark.slow  # five data sets, four chains each
+def test_benchmark_script_small_suite_runs_with_tiny_settings(tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "small.csv"
+    done = _run([str(ROOT / "scripts" / "benchmark_posterior.py"), "--suite", "small",
+                 "--warmup", "50", "--draws", "60", "--no-numpyro", "--out", str(out)])
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(out)
+    assert table["model"].nunique() == 5 and (table["min_ess_per_s"] > 0).all()
+
+
 # --- chains in parallel processes -----------------------------------------------------------
 
 
@@ -490,6 +533,28 @@ def test_potential_pickles_for_spawned_chains():
     whitened = _Whitened(pot, np.zeros(pot.size), np.eye(pot.size))
     z = {"z": torch.linspace(-0.5, 0.5, pot.size, dtype=torch.float64)}
     assert float(pickle.loads(pickle.dumps(whitened))(z)) == float(whitened(z))
+
+
+def test_whitened_potential_gives_pyro_the_torch_potentials_value_and_gradient():
+    """What Pyro's NUTS differentiates (z ↦ U(û + T z), the numpy pass behind an autograd
+    node) against autograd through the torch potential, with a dense T."""
+    from pyro.ops.integrator import potential_grad
+
+    from bayesloss.posterior import _Whitened
+
+    X, y = _small_data("bernoulli")
+    pot = Potential(make_spec("bernoulli", estimator="map", prior="normal"), X, y)
+    rng = np.random.default_rng(4)
+    center, transform = rng.normal(0, 0.3, pot.size), rng.normal(0, 0.5, (pot.size, pot.size))
+    whitened = _Whitened(pot, center, transform)
+    assert whitened.numpy is not None
+    z = torch.as_tensor(rng.normal(0, 1, pot.size))
+    grads, value = potential_grad(whitened, {"z": z.clone()})
+    z_ref = z.clone().requires_grad_(True)
+    ref = pot(torch.as_tensor(center) + torch.as_tensor(transform) @ z_ref)
+    (ref_grad,) = torch.autograd.grad(ref, z_ref)
+    assert abs(float(value) - float(ref.detach())) <= 1e-10 * abs(float(ref.detach()))
+    np.testing.assert_allclose(grads["z"].numpy(), ref_grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
 def test_chains_run_in_parallel_processes_when_cpus_allow(monkeypatch):

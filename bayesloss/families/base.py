@@ -64,7 +64,9 @@ class Family:
         ``(t, η, β, df) → (f, ∂f/∂η, ∂²f/∂η², ∂f/∂β, ∂²f/∂β², ∂²f/∂η∂β)``: the NLL in plain
         numpy (constants dropped; ``β = log s``; the η-Hessian as its diagonal, or the class
         probabilities P for categorical, whose blocks are ``diag(P_i) − P_i P_iᵀ``), for the
-        verified references; None for a kinked family (its ``|r|`` is handled as kinks).
+        verified references and the potential NUTS evaluates
+        (:class:`~bayesloss.potential.NumpyPotential`); None for a kinked family (its ``|r|``
+        is handled as kinks).
     constant_curvature:
         ∂²NLL/∂η² is the same for every row, whatever y and η (least squares): one row gives
         it, and a Newton step taken anywhere is exact.

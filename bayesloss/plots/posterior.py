@@ -18,22 +18,27 @@ from scipy.stats import rankdata
 
 from .. import diagnostics
 from ..families.support import CONTINUOUS
+from ..labels import parameter_label
 
 MARKS = {"mle": ("MLE", "tab:red", "--"), "map": ("MAP (constrained space)", "tab:green", ":")}
 HDI_PROB = 0.94
+SITES = ("weight", "bias", "scale", "scale_weight", "scale_bias")  # the summary's order
 
 
 def _parameters(post) -> list[tuple[str, str, tuple]]:
     """(label, site, index) for every scalar of the posterior, in summary order; weights and
     intercepts take the posterior's names (row-major for per-class weights), the learned noise
-    scale its site's name."""
+    scale and a σ(x) head's ``a``, ``c`` their :func:`~bayesloss.labels.parameter_label`
+    (``scale``, ``log σ: age``, ``log σ: intercept``)."""
     coef_names = iter(post.names)
     out = []
-    for site in ("weight", "bias", "scale"):
+    for site in SITES:
         if site not in post.idata.posterior:
             continue
         for idx in np.ndindex(*post.idata.posterior[site].shape[2:]):
-            out.append((next(coef_names) if site != "scale" else site, site, idx))
+            label = next(coef_names) if site in ("weight", "bias") \
+                else parameter_label(site, idx, post.feature_names)
+            out.append((label, site, idx))
     return out
 
 
@@ -45,8 +50,7 @@ def _chains(post, site, idx) -> np.ndarray:
 def _point(fit, site, idx):
     if fit is None:
         return None
-    value = {"weight": fit.coef_, "bias": fit.intercept_, "scale": fit.scale_}[site]
-    return float(np.asarray(value)[idx]) if idx else float(np.asarray(value))
+    return float(np.asarray(fit.params_[site])[idx])
 
 
 def _grid(n, axes=None, cols=4, width=3.4, height=2.7):
@@ -314,7 +318,8 @@ def plot_pair(post, var_names=None, axes=None):
     ----------
     post : Posterior
     var_names : list of str, optional
-        Sites to pair (``weight``, ``bias``, ``scale``); all by default.
+        Sites to pair (``weight``, ``bias``, ``scale``, ``scale_weight``, ``scale_bias``);
+        all by default.
     axes : array of matplotlib Axes, optional
 
     Returns
