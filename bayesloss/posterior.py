@@ -175,7 +175,8 @@ class Posterior:
         columns = {"mle": _site_values(self.mle), "map_constrained": _site_values(self.map),
                    "laplace_mode_unconstrained": {k: v.numpy() for k, v in mode_values.items()}}
         table.insert(0, "parameter",
-                     [parameter_label(site, idx, self.feature_names) for site, idx in keys])
+                     [parameter_label(site, idx, self.feature_names,
+                                      self.spec.family.scale_name) for site, idx in keys])
         for column, values in columns.items():
             table[column] = [np.nan if values is None or site not in values
                              else float(np.asarray(values[site])[idx]) for site, idx in keys]

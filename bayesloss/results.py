@@ -484,13 +484,15 @@ class Fit:
     def params(self) -> Table:
         """Tidy table of the estimate: one row per parameter (name, value), named by
         :func:`parameter_label`: weights by their column (``age``, ``age[2]`` for class 2)
-        when fitted on a DataFrame, ``x0``, ``x0[2]`` otherwise; ``intercept``, ``scale``; a
+        when fitted on a DataFrame, ``x0``, ``x0[2]`` otherwise; ``intercept``; the
+        family's extra parameter by its name (``scale``, ``shape``, ``alpha``, ``phi``, …); a
         network's sites by site name and index (``layers.0.weight[3,1]``)."""
+        scale_name = self.spec.family.scale_name
         if "weight" not in self.params_:  # a network: one row per element of each site
-            rows = [(parameter_label(site, idx), value[idx])
+            rows = [(parameter_label(site, idx, scale_name=scale_name), value[idx])
                     for site, value in self.params_.items() for idx in np.ndindex(value.shape)]
             if self.scale_ is not None and "scale" not in self.params_:
-                rows.append((parameter_label("scale"), self.scale_))
+                rows.append((parameter_label("scale", scale_name=scale_name), self.scale_))
             return Table(rows, columns=["parameter", "value"])
         features = feature_labels(self.feature_names, self.coef_.shape[0])
         values = {"weight": self.coef_}
@@ -503,7 +505,7 @@ class Fit:
             values["scale_bias"] = np.asarray(self.scale_intercept_)
         if "mixing" in self.params_:
             values["mixing"] = self.params_["mixing"]
-        rows = [(parameter_label(site, idx, features), float(value[idx]))
+        rows = [(parameter_label(site, idx, features, scale_name), float(value[idx]))
                 for site, value in values.items() for idx in np.ndindex(value.shape)]
         return Table(rows, columns=["parameter", "value"])
 

@@ -17,6 +17,7 @@ from matplotlib.patches import Patch
 from scipy.stats import rankdata
 
 from .. import diagnostics
+from ..labels import parameter_label
 
 MARKS = {"mle": ("MLE", "tab:red", "--"), "map": ("MAP (constrained space)", "tab:green", ":")}
 HDI_PROB = 0.94
@@ -24,15 +25,17 @@ HDI_PROB = 0.94
 
 def _parameters(post) -> list[tuple[str, str, tuple]]:
     """(label, site, index) for every scalar of the posterior, in summary order; weights and
-    intercepts take the posterior's names (row-major for per-class weights), the learned noise
-    scale its site's name."""
+    intercepts take the posterior's names (row-major for per-class weights), the learned extra
+    parameter the family's name for it (:func:`~bayesloss.labels.parameter_label`)."""
     coef_names = iter(post.names)
     out = []
     for site in ("weight", "bias", "scale"):
         if site not in post.idata.posterior:
             continue
         for idx in np.ndindex(*post.idata.posterior[site].shape[2:]):
-            out.append((next(coef_names) if site != "scale" else site, site, idx))
+            label = (next(coef_names) if site != "scale"
+                     else parameter_label(site, idx, scale_name=post.spec.family.scale_name))
+            out.append((label, site, idx))
     return out
 
 
