@@ -278,13 +278,8 @@ class Posterior:
 
 
 def _site_values(point: Optional[Fit]) -> Optional[dict]:
-    """A point fit's parameters by model site."""
-    if point is None:
-        return None
-    values = {"weight": point.coef_, "bias": point.intercept_}
-    if point.spec.learns_scale:
-        values["scale"] = point.scale_
-    return values
+    """A point fit's parameters by model site (a learned scale's, a mixture's mixing too)."""
+    return None if point is None else point.params_
 
 
 def check_sampling_args(method, chains, warmup, draws):
@@ -401,6 +396,7 @@ def posterior(
     prior_df: float = 3.0,
     fit_intercept: bool = True,
     penalize_intercept: bool = False,
+    components: Optional[int] = None,
     method: str = "nuts",
     chains: int = 4,
     warmup: int = 500,
@@ -427,6 +423,11 @@ def posterior(
     prior_scale, noise_scale, trials, df, prior_df, fit_intercept, penalize_intercept:
         As in :func:`bayesloss.fit`. The intercept is flat unless ``penalize_intercept``; a
         learned scale is flat on (0, ∞).
+    components:
+        K of ``gaussian_mixture`` (default 2), whose posterior is Laplace only: permuting
+        the components leaves the likelihood unchanged, so the posterior has K! label-permuted
+        copies of every mode; ``method="laplace"`` describes one of them, the mode reached
+        from the fit's ordered labelling (each copy's mass is 1/K! of the whole).
     prior:
         ``normal``, ``laplace``, ``studentt``, ``cauchy`` on the weights, or None for flat
         weights (the posterior whose mode is the MLE; improper, hence a ValueError, for
@@ -466,17 +467,16 @@ def posterior(
 
         return call_with_formula(posterior, locals())
     check_sampling_args(method, chains, warmup, draws)
-    if likelihood in FAMILIES and FAMILIES[likelihood].components:
+    if method == "nuts" and likelihood in FAMILIES and FAMILIES[likelihood].components:
         raise ValueError(
             f"posterior() does not sample {likelihood}: permuting its components leaves the "
             "likelihood unchanged, so the posterior has K! copies of every mode (label "
             "switching), which chains visit in different labellings and summaries average "
-            "into nonsense. The Laplace approximation at the fit's ordered mode is "
-            f"fit(X, y, {likelihood!r}, components=K).summary() (its cov_ and "
-            "standard_errors())")
+            "into nonsense. method='laplace' approximates it at the fit's ordered mode")
     model_kw = dict(prior="normal" if prior is None else prior, prior_scale=prior_scale,
                     noise_scale=noise_scale, trials=trials, df=df, prior_df=prior_df,
-                    fit_intercept=fit_intercept, penalize_intercept=penalize_intercept)
+                    fit_intercept=fit_intercept, penalize_intercept=penalize_intercept,
+                    components=components)
     spec = make_spec(likelihood, estimator="mle" if prior is None else "map", **model_kw)
     # (a known per-row input, binomial's trials, is data: only per-row σᵢ are refused)
     if spec.family.scale_head or (spec.row_scales and not spec.family.row_input):
@@ -498,8 +498,9 @@ def posterior(
     start = time.perf_counter()
     mle, map_fit = _point_fits(X, y, likelihood, spec, model_kw, seed)
     point = map_fit if spec.is_map else mle
-    start_values = {"weight": point.coef_, "bias": point.intercept_, "scale": point.scale_}
-    k = int(y.max()) + 1 if spec.family.multiclass else 1
+    start_values = {"weight": point.coef_, "bias": point.intercept_, "scale": point.scale_,
+                    "mixing": point.params_.get("mixing")}  # (a mixture's ordered labels)
+    k = int(y.max()) + 1 if spec.family.multiclass else spec.components or 1
     potential = Potential(spec, X, y, k)
     approx = laplace_approximation(potential, start_values)
     info = {"setup_seconds": time.perf_counter() - start, "newton_iterations": approx.n_iter,
