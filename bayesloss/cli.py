@@ -172,7 +172,8 @@ def _model_kwargs(args) -> dict:
     an MLE has none)."""
     kw = dict(estimator=args.estimator or "mle", noise_scale=args.noise_scale)
     kw.update({k: v for k, v in (("prior", args.prior), ("prior_scale", args.prior_scale),
-                                 ("df", args.df)) if v is not None})
+                                 ("df", args.df), ("components", args.components))
+               if v is not None})
     return kw
 
 
@@ -224,7 +225,7 @@ def _check(args) -> int:
     single = {"--target": args.target, "--features": args.features,
               "--estimator": args.estimator, "--prior": args.prior,
               "--prior-scale": args.prior_scale, "--noise-scale": args.noise_scale,
-              "--df": args.df}
+              "--df": args.df, "--components": args.components}
     given = [flag for flag, value in single.items() if value is not None]
     if given:
         raise ValueError(f"{', '.join(given)}: only for check's single-case mode "
@@ -324,6 +325,9 @@ def _noise_args(parser, df_default: Optional[float] = 4.0) -> None:
                         help="degrees of freedom ν of the studentt likelihood"
                         + (f" (default {df_default:g})" if df_default is not None else
                            " (default 4)"))
+    parser.add_argument("--components", type=int, default=None, metavar="K",
+                        help="gaussian_mixture: the number K ≥ 2 of regression lines "
+                        "(default 2)")
 
 
 def _sampler_args(parser) -> None:
@@ -390,7 +394,8 @@ def _posterior(args) -> int:
     prior = None if args.prior == "flat" else args.prior
     post = posterior(_frame(d), d.y, args.likelihood, prior=prior, prior_scale=args.prior_scale,
                      fit_intercept=fit_intercept,
-                     noise_scale=args.noise_scale, df=args.df, method=args.method,
+                     noise_scale=args.noise_scale, df=args.df, components=args.components,
+                     method=args.method,
                      chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
                      progress=False if args.quiet else None, **d.inputs)
     print(f"data: {d.name}, n = {d.X.shape[0]}, d = {d.X.shape[1]};  {post!r};  "
@@ -408,7 +413,8 @@ def _posterior(args) -> int:
         table.to_csv(out / "posterior_summary.csv", index=False)
         diagnostics.to_netcdf(post.idata, out / "posterior.nc")
         shrinkage = None
-        if prior is not None and not post.spec.kinked:
+        # (a mixture's τ path would need its labels followed across τ: not drawn)
+        if prior is not None and not post.spec.kinked and not post.spec.family.components:
             taus = args.prior_scale * np.logspace(-2, 2, 9)
             shrinkage = shrinkage_path(_frame(d), d.y, args.likelihood, taus, prior=prior,
                                        noise_scale=args.noise_scale, df=args.df,

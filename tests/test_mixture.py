@@ -210,3 +210,27 @@ def test_laplace_posterior_is_centred_at_the_ordered_mode():
     assert names[-3:] == ["scale[0]", "scale[1]", "mixing logit[1]"]
     with pytest.raises(ValueError, match="label switching"):
         bl.posterior(X, y, "gaussian_mixture", method="nuts")
+
+
+def test_cli_takes_components(tmp_path, capsys):
+    """``--components K`` reaches the fit, the reference of check's single case and the
+    Laplace posterior; other likelihoods refuse it."""
+    import pandas as pd
+
+    from bayesloss.cli import main
+
+    X, y = _lines(3, 300, 2)
+    path = tmp_path / "lines.csv"
+    pd.DataFrame({"x": X[:, 0], "y": y}).to_csv(path, index=False)
+    data = ["--data", str(path), "--target", "y"]
+    assert main(["fit", "gaussian_mixture", "--components", "3"] + data) == 0
+    out = capsys.readouterr().out
+    assert "K=3" in out and "scale[2]" in out and "mixing logit[2]" in out
+    # ours against the EM reference at K = 3 (at K = 2 the two would not match K = 3 lines)
+    assert main(["check", "--family", "gaussian_mixture", "--components", "3"] + data) == 0
+    assert capsys.readouterr().out.rstrip().endswith("PASS")
+    assert main(["posterior", "gaussian_mixture", "--components", "3", "--method", "laplace",
+                 "--chains", "1", "--draws", "50", "--quiet"] + data) == 0
+    assert "mixing logit[2]" in capsys.readouterr().out
+    assert main(["fit", "gaussian", "--components", "3"] + data) == 2
+    assert main(["check", "--components", "3"]) == 2
