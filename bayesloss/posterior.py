@@ -467,7 +467,7 @@ def posterior(
 
         return call_with_formula(posterior, locals())
     check_sampling_args(method, chains, warmup, draws)
-    if method == "nuts" and likelihood in FAMILIES and FAMILIES[likelihood].components:
+    if method != "laplace" and likelihood in FAMILIES and FAMILIES[likelihood].components:
         raise ValueError(
             f"posterior() does not sample {likelihood}: permuting its components leaves the "
             "likelihood unchanged, so the posterior has K! copies of every mode (label "
