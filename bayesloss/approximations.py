@@ -196,6 +196,8 @@ def approximations(
     prior: Optional[str] = "normal",
     prior_scale: float = 1.0,
     noise_scale: Optional[float] = None,
+    trials=None,
+    components: Optional[int] = None,
     df: float = 4.0,
     prior_df: float = 3.0,
     fit_intercept: bool = True,
@@ -222,8 +224,10 @@ def approximations(
         ``"nuts"`` (run whether or not ``methods`` names it) or ``"exact"``: the closed-form
         Gaussian posterior, for conjugate models only (gaussian likelihood, ``noise_scale``
         given, ``prior="normal"`` or None); a ValueError otherwise.
-    prior, prior_scale, noise_scale, df, prior_df, fit_intercept, penalize_intercept:
-        The model, as in :func:`bayesloss.posterior`.
+    prior, prior_scale, noise_scale, trials, components, df, prior_df, fit_intercept, \
+penalize_intercept:
+        The model, as in :func:`bayesloss.posterior` (``trials``: binomial's per-row number of
+        trials; ``components``: gaussian_mixture's K, whose posterior is Laplace only).
     chains, warmup, draws:
         NUTS's settings; the Laplace and VI methods draw ``chains × draws`` too.
     seed:
@@ -261,9 +265,9 @@ def approximations(
 
         return call_with_formula(approximations, locals())
     methods = _check_methods(methods, reference)
-    model_kw = dict(prior=prior, prior_scale=prior_scale, noise_scale=noise_scale, df=df,
-                    prior_df=prior_df, fit_intercept=fit_intercept,
-                    penalize_intercept=penalize_intercept)
+    model_kw = dict(prior=prior, prior_scale=prior_scale, noise_scale=noise_scale,
+                    trials=trials, components=components, df=df, prior_df=prior_df,
+                    fit_intercept=fit_intercept, penalize_intercept=penalize_intercept)
     spec = make_spec(likelihood, estimator="mle" if prior is None else "map",
                      **{**model_kw, "prior": prior or "normal"})
     if spec.kinked and "laplace" in methods:  # before any method runs

@@ -8,7 +8,7 @@ import html
 import pandas as pd
 
 #: the one word for each scalar site in every table and figure
-SITE_LABELS = {"bias": "intercept", "scale": "scale", "mixing": "mixing logit"}
+SITE_LABELS = {"bias": "intercept", "mixing": "mixing logit"}
 
 
 def feature_labels(names, d: int) -> tuple[str, ...]:
@@ -21,13 +21,14 @@ def feature_labels(names, d: int) -> tuple[str, ...]:
     return tuple(map(str, names))
 
 
-def parameter_label(site: str, index: tuple = (), features=None) -> str:
+def parameter_label(site: str, index: tuple = (), features=None, scale_name: str = "scale") -> str:
     """The one name of a parameter, used by fit summaries, :meth:`Fit.params`, posterior
     summaries, figures, ``compare`` tables and sweep exports.
 
     A weight is named by its feature (``features`` from :func:`feature_labels`): ``age``,
-    ``age[2]`` for class 2; the intercept is ``intercept`` (``intercept[2]``), a noise scale
-    ``scale``; a log σ(x) head's are ``log σ: age`` and ``log σ: intercept``; any other site
+    ``age[2]`` for class 2; the intercept is ``intercept`` (``intercept[2]``), the family's
+    extra positive parameter by its ``scale_name`` (``scale`` for σ and b, ``shape``,
+    ``alpha``, ``phi``, ``kappa``); a log σ(x) head's are ``log σ: age`` and ``log σ: intercept``; any other site
     (a network's layers) by site name and index, ``layers.0.weight[3,1]``; a mixture's scales
     are ``scale[k]`` and its mixing logits ``mixing logit[k]`` (k ≥ 1, against component 0).
 
@@ -40,6 +41,9 @@ def parameter_label(site: str, index: tuple = (), features=None) -> str:
         The element's index within the site (``()`` for a scalar).
     features:
         The feature names, needed for ``weight`` and ``scale_weight``.
+    scale_name:
+        The family's name for the ``scale`` site (:attr:`~bayesloss.families.base.Family.
+        scale_name`); the site itself keeps its name in the model and in ``idata``.
     """
     index = tuple(int(i) for i in index)
     if site in ("weight", "scale_weight"):
@@ -48,6 +52,8 @@ def parameter_label(site: str, index: tuple = (), features=None) -> str:
             name = f"log σ: {name}"
     elif site == "scale_bias":
         name, rest = "log σ: intercept", index
+    elif site == "scale":
+        name, rest = scale_name, index
     elif site == "mixing":  # a mixture's logit of component k ≥ 1 against component 0
         name, rest = SITE_LABELS[site], (index[0] + 1,)
     else:

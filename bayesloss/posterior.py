@@ -207,7 +207,8 @@ class Posterior:
         columns = {"mle": _site_values(self.mle), "map_constrained": _site_values(self.map),
                    "laplace_mode_unconstrained": {k: v.numpy() for k, v in mode_values.items()}}
         table.insert(0, "parameter",
-                     [parameter_label(site, idx, self.feature_names) for site, idx in keys])
+                     [parameter_label(site, idx, self.feature_names,
+                                      self.spec.family.scale_name) for site, idx in keys])
         for column, values in columns.items():
             table[column] = [np.nan if values is None or site not in values
                              else float(np.asarray(values[site])[idx]) for site, idx in keys]
@@ -309,7 +310,7 @@ class Posterior:
 
 
 def _site_values(point: Optional[Fit]) -> Optional[dict]:
-    """A point fit's parameters by model site."""
+    """A point fit's parameters by model site (a learned scale's, a mixture's mixing too)."""
     return None if point is None else point.params_
 
 
@@ -429,6 +430,7 @@ def posterior(
     prior_df: float = 3.0,
     fit_intercept: bool = True,
     penalize_intercept: bool = False,
+    components: Optional[int] = None,
     method: str = "nuts",
     guide: str = "diagonal",
     chains: int = 4,
@@ -458,6 +460,11 @@ def posterior(
         As in :func:`bayesloss.fit`. The intercept is flat unless ``penalize_intercept``; a
         learned scale is flat on (0, ∞), a σ(x) head's ``a`` and ``c`` flat on the reals;
         ``noise_scale`` an (n,) array fixes a known σᵢ per row.
+    components:
+        K of ``gaussian_mixture`` (default 2), whose posterior is Laplace only: permuting
+        the components leaves the likelihood unchanged, so the posterior has K! label-permuted
+        copies of every mode; ``method="laplace"`` describes one of them, the mode reached
+        from the fit's ordered labelling (each copy's mass is 1/K! of the whole).
     prior:
         ``normal``, ``laplace``, ``studentt``, ``cauchy`` on the weights, or None for flat
         weights (the posterior whose mode is the MLE; improper, hence a ValueError, for
@@ -504,17 +511,16 @@ def posterior(
 
         return call_with_formula(posterior, locals())
     check_sampling_args(method, chains, warmup, draws, guide)
-    if likelihood in FAMILIES and FAMILIES[likelihood].components:
+    if method != "laplace" and likelihood in FAMILIES and FAMILIES[likelihood].components:
         raise ValueError(
             f"posterior() does not sample {likelihood}: permuting its components leaves the "
             "likelihood unchanged, so the posterior has K! copies of every mode (label "
             "switching), which chains visit in different labellings and summaries average "
-            "into nonsense. The Laplace approximation at the fit's ordered mode is "
-            f"fit(X, y, {likelihood!r}, components=K).summary() (its cov_ and "
-            "standard_errors())")
+            "into nonsense. method='laplace' approximates it at the fit's ordered mode")
     model_kw = dict(prior="normal" if prior is None else prior, prior_scale=prior_scale,
                     noise_scale=noise_scale, trials=trials, df=df, prior_df=prior_df,
-                    fit_intercept=fit_intercept, penalize_intercept=penalize_intercept)
+                    fit_intercept=fit_intercept, penalize_intercept=penalize_intercept,
+                    components=components)
     spec = make_spec(likelihood, estimator="mle" if prior is None else "map", **model_kw)
     if method == "laplace" and spec.kinked:
         raise ValueError(
@@ -531,7 +537,7 @@ def posterior(
     start = time.perf_counter()
     mle, map_fit = _point_fits(X, y, likelihood, spec, model_kw, seed)
     point = map_fit if spec.is_map else mle
-    k = int(y.max()) + 1 if spec.family.multiclass else 1
+    k = int(y.max()) + 1 if spec.family.multiclass else spec.components or 1
     potential = Potential(spec, X, y, k)
     approx = laplace_approximation(potential, point.params_)
     info = {"setup_seconds": time.perf_counter() - start, "newton_iterations": approx.n_iter,

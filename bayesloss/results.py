@@ -435,30 +435,45 @@ class Fit:
                              "scale is " + ("σ(x)" if family.scale_head else f"{self.scale_:g}"))
         return scale
 
-    def predict_interval(self, X, level: float = 0.95,
-                         noise_scale=None) -> tuple[np.ndarray, np.ndarray]:
+    def predict_interval(self, X, level: float = 0.95, noise_scale=None,
+                         trials=None) -> tuple[np.ndarray, np.ndarray]:
         """Central ``level`` interval of the plug-in predictive distribution at the estimate:
-        ``(lower, upper)``, each (n,), the (1 ∓ level)/2 quantiles of Normal(η, σ(x))
-        (gaussian, hetero_gaussian), Laplace(η, b) or StudentT(ν, η, σ), with σ(x) from
-        :meth:`predict_scale` (``noise_scale``: the new rows' σᵢ for a fit with per-row known
-        scales). The parameters' own uncertainty is not included (a plug-in interval, not a
-        posterior predictive)."""
+        ``(lower, upper)``, each (n,), its (1 ∓ level)/2 quantiles (the family's
+        :attr:`~bayesloss.families.base.Family.quantile`).
+
+        gaussian, hetero_gaussian: Normal(η, σ(x)), σ(x) from :meth:`predict_scale`
+        (``noise_scale``: the new rows' σᵢ for a fit with per-row known scales); laplace,
+        studentt: Laplace(η, b), StudentT(ν, η, σ); gamma, beta: scipy's ``gamma`` and ``beta``
+        at the fitted shape or φ; poisson, negative_binomial, binomial (``trials``: the new
+        rows' nᵢ, as in :meth:`predict`): integer intervals, the smallest counts whose CDF
+        reaches each level (scipy's ``poisson``, ``nbinom``, ``binom``), so they cover at least
+        ``level``; von_mises: the mean direction ± the VonMises(0, κ) quantile, wrapped into
+        (−π, π] (an interval that crosses ±π has ``lower > upper``); a
+        :class:`~bayesloss.Likelihood`: its distribution's ``icdf`` (AttributeError where
+        torch has none). The parameters' own uncertainty is not included (a plug-in interval,
+        not a posterior predictive)."""
         family = self.spec.family
         if family.quantile is None:
             raise AttributeError(
-                f"predict_interval is for gaussian, hetero_gaussian, laplace and studentt; the "
-                f"{self.spec.likelihood} predictive is discrete (use predict_proba / "
-                "predict_mean)")
+                f"the {self.spec.likelihood} predictive has no quantile function: "
+                + ("its y are classes (use predict_proba)" if family.classifier else
+                   "a mixture's quantiles have no closed form (use predict_mean)"))
         try:
             level = float(level)
         except (TypeError, ValueError):
             raise ValueError(f"level must be a number in (0, 1); got {level!r}") from None
         if not 0.0 < level < 1.0:
             raise ValueError(f"level must be in (0, 1) (e.g. 0.95); got {level!r}")
-        loc, scale = self.linear_predictor(X), self.predict_scale(X, noise_scale)
+        loc = self.linear_predictor(X)
+        if noise_scale is not None or family.scale_head or (self.spec.row_scales
+                                                            and family.row_input is None):
+            second = self.predict_scale(X, noise_scale)  # σ(x), or σᵢ known per row
+        else:
+            second = self._second_parameter(loc.shape[0], trials)
+            second = None if second is None else second.numpy()
         tail = 0.5 * (1.0 - level)
-        return (family.quantile(tail, loc, scale, self.spec.df),
-                family.quantile(1.0 - tail, loc, scale, self.spec.df))
+        return (family.quantile(tail, loc, second, self.spec.df),
+                family.quantile(1.0 - tail, loc, second, self.spec.df))
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities: (n, 2) for bernoulli (as scikit-learn), (n, K) for categorical."""
@@ -484,13 +499,15 @@ class Fit:
     def params(self) -> Table:
         """Tidy table of the estimate: one row per parameter (name, value), named by
         :func:`parameter_label`: weights by their column (``age``, ``age[2]`` for class 2)
-        when fitted on a DataFrame, ``x0``, ``x0[2]`` otherwise; ``intercept``, ``scale``; a
+        when fitted on a DataFrame, ``x0``, ``x0[2]`` otherwise; ``intercept``; the
+        family's extra parameter by its name (``scale``, ``shape``, ``alpha``, ``phi``, …); a
         network's sites by site name and index (``layers.0.weight[3,1]``)."""
+        scale_name = self.spec.family.scale_name
         if "weight" not in self.params_:  # a network: one row per element of each site
-            rows = [(parameter_label(site, idx), value[idx])
+            rows = [(parameter_label(site, idx, scale_name=scale_name), value[idx])
                     for site, value in self.params_.items() for idx in np.ndindex(value.shape)]
             if self.scale_ is not None and "scale" not in self.params_:
-                rows.append((parameter_label("scale"), self.scale_))
+                rows.append((parameter_label("scale", scale_name=scale_name), self.scale_))
             return Table(rows, columns=["parameter", "value"])
         features = feature_labels(self.feature_names, self.coef_.shape[0])
         values = {"weight": self.coef_}
@@ -503,7 +520,7 @@ class Fit:
             values["scale_bias"] = np.asarray(self.scale_intercept_)
         if "mixing" in self.params_:
             values["mixing"] = self.params_["mixing"]
-        rows = [(parameter_label(site, idx, features), float(value[idx]))
+        rows = [(parameter_label(site, idx, features, scale_name), float(value[idx]))
                 for site, value in values.items() for idx in np.ndindex(value.shape)]
         return Table(rows, columns=["parameter", "value"])
 

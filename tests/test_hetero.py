@@ -211,7 +211,7 @@ def test_bad_level_and_families_without_an_interval(fits):
             fit.predict_interval(X, level=level)
     data = make_synthetic("bernoulli", n=200, d=2, seed=36)
     logit = bayesloss.fit(data.X, data.y, "bernoulli")
-    with pytest.raises(AttributeError, match="predict_interval is for gaussian"):
+    with pytest.raises(AttributeError, match="its y are classes"):
         logit.predict_interval(data.X)
     with pytest.raises(AttributeError, match="predict_scale is for families with a noise"):
         logit.predict_scale(data.X)

@@ -157,3 +157,80 @@ def test_minibatch_keeps_the_component_scales_whole():
         trace = poutine.trace(model).get_trace(torch.as_tensor(X), torch.as_tensor(y), 16)
     assert trace.nodes["scale"]["value"].shape == (3,)
     assert trace.nodes["obs"]["fn"].batch_shape == (16,)
+
+
+def _neg_log_posterior(u, X, y, k, tau):
+    """U(u) in numpy: u = (weight (d, K) row-major, bias (K), log σₖ, mixing logits (K − 1));
+    normal(0, τ) prior on the weights, flat intercepts, σₖ and logits, plus the Jacobian of
+    σ = e^u (−Σ log σₖ)."""
+    d = X.shape[1]
+    w = u[:d * k].reshape(d, k)
+    b, log_s, logits = u[d * k:d * k + k], u[d * k + k:d * k + 2 * k], u[d * k + 2 * k:]
+    log_pi = np.r_[0.0, logits] - logsumexp(np.r_[0.0, logits])
+    loglik = logsumexp(log_pi + norm.logpdf(y[:, None], X @ w + b, np.exp(log_s)), axis=1)
+    return -(loglik.sum() + norm.logpdf(w, 0.0, tau).sum() + log_s.sum())
+
+
+def _fd_hessian(f, u, h=1e-4):
+    """Central second differences (error ~h² of the fourth derivatives)."""
+    n = u.size
+    H = np.empty((n, n))
+    E = np.eye(n) * h
+    for i in range(n):
+        for j in range(i, n):
+            H[i, j] = H[j, i] = (f(u + E[i] + E[j]) - f(u + E[i] - E[j]) - f(u - E[i] + E[j])
+                                 + f(u - E[i] - E[j])) / (4 * h * h)
+    return H
+
+
+def test_laplace_posterior_is_centred_at_the_ordered_mode():
+    """posterior(..., method="laplace") of a mixture: the Gaussian at the mode of U(u) (the
+    unconstrained space, σ = e^u: its Jacobian moves the mode off the fit's constrained MAP)
+    reached from the fit's ordered labels, with covariance the inverse Hessian of U — both
+    checked against U written in numpy here (finite differences)."""
+    X, y = _lines(2, 300, 5)
+    post = bl.posterior(X, y, "gaussian_mixture", method="laplace", chains=2, draws=50)
+    f = lambda u: _neg_log_posterior(u, X, y, 2, 1.0)  # noqa: E731
+    mode = post.approximation.mode
+    H = _fd_hessian(f, mode)
+    cov = np.linalg.inv(H)
+    sd = np.sqrt(np.diag(cov))
+    # the mode is U's stationary point: the Newton step there is far below a posterior sd
+    g = np.array([(f(mode + e) - f(mode - e)) / 2e-6 for e in np.eye(mode.size) * 1e-6])
+    assert np.abs(cov @ g / sd).max() < 1e-4
+    # in the fit's labelling (the MAP, mapped to u): the Jacobian moves it well under one sd
+    m = post.map.params_
+    u_map = np.r_[m["weight"].ravel(), m["bias"], np.log(m["scale"]), m["mixing"]]
+    assert np.abs((mode - u_map) / sd).max() < 0.5
+    assert np.abs((mode - u_map) / sd).max() > 1e-3  # …but does move it: not the MAP itself
+    # entry by entry in units of sd_i·sd_j (finite differences leave ~1e-7 there)
+    assert np.abs((post.approximation.cov - cov) / np.outer(sd, sd)).max() < 1e-5
+    np.testing.assert_allclose(post.mean_, mode[:6])  # the coefficients' mean: weights, bias
+    names = post.summary()["parameter"].tolist()
+    assert names[-3:] == ["scale[0]", "scale[1]", "mixing logit[1]"]
+    with pytest.raises(ValueError, match="label switching"):
+        bl.posterior(X, y, "gaussian_mixture", method="nuts")
+
+
+def test_cli_takes_components(tmp_path, capsys):
+    """``--components K`` reaches the fit, the reference of check's single case and the
+    Laplace posterior; other likelihoods refuse it."""
+    import pandas as pd
+
+    from bayesloss.cli import main
+
+    X, y = _lines(3, 300, 2)
+    path = tmp_path / "lines.csv"
+    pd.DataFrame({"x": X[:, 0], "y": y}).to_csv(path, index=False)
+    data = ["--data", str(path), "--target", "y"]
+    assert main(["fit", "gaussian_mixture", "--components", "3"] + data) == 0
+    out = capsys.readouterr().out
+    assert "K=3" in out and "scale[2]" in out and "mixing logit[2]" in out
+    # ours against the EM reference at K = 3 (at K = 2 the two would not match K = 3 lines)
+    assert main(["check", "--family", "gaussian_mixture", "--components", "3"] + data) == 0
+    assert capsys.readouterr().out.rstrip().endswith("PASS")
+    assert main(["posterior", "gaussian_mixture", "--components", "3", "--method", "laplace",
+                 "--chains", "1", "--draws", "50", "--quiet"] + data) == 0
+    assert "mixing logit[2]" in capsys.readouterr().out
+    assert main(["fit", "gaussian", "--components", "3"] + data) == 2
+    assert main(["check", "--components", "3"]) == 2

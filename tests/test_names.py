@@ -89,6 +89,40 @@ def test_class_weights_are_named_by_feature_and_class_in_fit_and_posterior():
                                fit.params()["value"], rtol=1e-6, atol=1e-8)
 
 
+def test_a_familys_extra_parameter_is_named_by_the_family_everywhere():
+    """negative_binomial's α is ``alpha`` in params(), the summary, compare, the posterior
+    summary and its figures (the idata site stays ``scale``); the row named ``alpha`` holds
+    statsmodels' NB2 α, fitted here."""
+    import matplotlib
+    import statsmodels.api as sm
+
+    matplotlib.use("Agg")
+    from bayesloss.plots.posterior import plot_posterior
+
+    rng = np.random.default_rng(5)
+    X = pd.DataFrame({"dose": rng.normal(0, 1, 300), "age": rng.normal(0, 1, 300)})
+    mu = np.exp(1.0 + X.to_numpy() @ [0.4, -0.3])
+    y = rng.negative_binomial(2.0, 2.0 / (2.0 + mu)).astype(float)
+    names = ["dose", "age", "intercept", "alpha"]
+
+    fit = bayesloss.fit(X, y, "negative_binomial")
+    params = fit.params().set_index("parameter")["value"]
+    assert list(params.index) == names
+    nb = sm.NegativeBinomial(y, sm.add_constant(X.to_numpy()), loglike_method="nb2").fit(
+        method="newton", tol=1e-14, maxiter=200, disp=False)
+    assert params["alpha"] == pytest.approx(nb.params[-1], rel=1e-6)
+    assert any(line.split()[:1] == ["alpha"] for line in fit.summary().splitlines())
+    assert list(bayesloss.compare(X, y, "negative_binomial")["parameter"]) == names + [
+        "objective"]
+
+    post = bayesloss.posterior(X, y, "negative_binomial", method="laplace", chains=2,
+                               draws=MIN_DRAWS)
+    assert "scale" in post.idata.posterior  # the site keeps its name; only labels change
+    assert list(post.summary()["parameter"]) == names
+    assert [ax.get_title() for ax in plot_posterior(post)] == names
+    assert parameter_label("scale", (), None, "kappa") == "kappa"
+
+
 def test_hetero_scale_head_and_network_names():
     data = make_synthetic("hetero_gaussian", n=120, d=2, seed=0)
     fit = bayesloss.fit(pd.DataFrame(data.X, columns=["u", "v"]), data.y, "hetero_gaussian")

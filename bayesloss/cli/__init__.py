@@ -95,7 +95,8 @@ def _model_kwargs(args) -> dict:
     an MLE has none)."""
     kw = dict(estimator=args.estimator or "mle", noise_scale=args.noise_scale)
     kw.update({k: v for k, v in (("prior", args.prior), ("prior_scale", args.prior_scale),
-                                 ("df", args.df)) if v is not None})
+                                 ("df", args.df), ("components", args.components))
+               if v is not None})
     return kw
 
 
@@ -147,7 +148,7 @@ def _check(args) -> int:
     single = {"--target": args.target, "--features": args.features,
               "--estimator": args.estimator, "--prior": args.prior,
               "--prior-scale": args.prior_scale, "--noise-scale": args.noise_scale,
-              "--df": args.df}
+              "--df": args.df, "--components": args.components}
     given = [flag for flag, value in single.items() if value is not None]
     if given:
         raise ValueError(f"{', '.join(given)}: only for check's single-case mode "

@@ -125,6 +125,9 @@ def _noise_args(parser, df_default: Optional[float] = 4.0) -> None:
                         help="degrees of freedom ν of the studentt likelihood"
                         + (f" (default {df_default:g})" if df_default is not None else
                            " (default 4)"))
+    parser.add_argument("--components", type=int, default=None, metavar="K",
+                        help="gaussian_mixture: the number K ≥ 2 of regression lines "
+                        "(default 2)")
 
 
 def _sampler_args(parser) -> None:

@@ -35,8 +35,8 @@ def _posterior(args) -> int:
     prior = None if args.prior == "flat" else args.prior
     post = posterior(_frame(d), d.y, args.likelihood, prior=prior, prior_scale=args.prior_scale,
                      fit_intercept=fit_intercept,
-                     noise_scale=args.noise_scale, df=args.df, method=args.method,
-                     guide=args.guide, chains=args.chains, warmup=args.warmup, draws=args.draws,
+                     noise_scale=args.noise_scale, df=args.df, components=args.components,
+                     method=args.method, guide=args.guide, chains=args.chains, warmup=args.warmup, draws=args.draws,
                      seed=args.seed, progress=False if args.quiet else None, **d.inputs)
     print(f"data: {d.name}, n = {d.X.shape[0]}, d = {d.X.shape[1]};  {post!r};  "
           f"chains: {post.info['chains']}")
@@ -57,7 +57,8 @@ def _posterior(args) -> int:
         table.to_csv(out / "posterior_summary.csv", index=False)
         diagnostics.to_netcdf(post.idata, out / "posterior.nc")
         shrinkage = None
-        if prior is not None and not post.spec.kinked:
+        # (a mixture's τ path would need its labels followed across τ: not drawn)
+        if prior is not None and not post.spec.kinked and not post.spec.family.components:
             taus = args.prior_scale * np.logspace(-2, 2, 9)
             shrinkage = shrinkage_path(_frame(d), d.y, args.likelihood, taus, prior=prior,
                                        noise_scale=args.noise_scale, df=args.df,
@@ -105,6 +106,7 @@ def _approximations(args) -> int:
         _frame(d), d.y, args.likelihood, **({"methods": methods} if methods else {}),
         reference=args.reference, prior=None if args.prior == "flat" else args.prior,
         prior_scale=args.prior_scale, noise_scale=args.noise_scale, df=args.df,
+        components=args.components, **d.inputs,
         fit_intercept=fit_intercept, chains=args.chains, warmup=args.warmup,
         draws=args.draws, seed=args.seed, progress=False if args.quiet else None)
     print(f"data: {d.name}, n = {d.X.shape[0]}, d = {d.X.shape[1]};  reference: "

@@ -105,9 +105,11 @@ class Family:
     synthetic_input:
         ``(rng, n) → (n,) values`` of the row input for synthetic data (None without one).
     quantile:
-        ``(q, loc, scale, df) → numpy array``: the quantile function of one observation's
-        predictive distribution (prediction intervals); None where there is no location-scale
-        predictive (classes, counts).
+        ``(q, η, s, df) → numpy array``: the quantile function of one observation's predictive
+        distribution given η and the family's second parameter ``s`` (as ``predict``'s), for
+        prediction intervals: a count family's is the smallest integer whose CDF reaches q, an
+        angle's is wrapped into (−π, π]; None where there is none (classes: their predictive
+        is :meth:`~bayesloss.Fit.predict_proba`; a mixture's has no closed form).
     inner_link:
         A link applied to ``x·w`` alone, the intercept added outside it: the family's
         ``η = b + g(x·w)`` (von_mises: ``g = 2·atan``, Fisher & Lee's circular regression, whose

@@ -28,6 +28,7 @@ import math
 import numpy as np
 import pyro.distributions as dist
 import torch
+from scipy.stats import vonmises
 
 from .base import Family
 
@@ -48,6 +49,12 @@ class VonMises(dist.VonMises):
 def _wrap(mu):
     """An angle in (−π, π]."""
     return math.pi - torch.remainder(math.pi - mu, 2 * math.pi)
+
+
+def _quantile(q, eta, kappa, df):
+    """η + the q-quantile of VonMises(0, κ), wrapped into (−π, π]: the central interval about
+    the mean direction, whose lower end exceeds its upper end where it crosses ±π."""
+    return np.pi - np.mod(np.pi - (eta + vonmises.ppf(q, kappa)), 2 * np.pi)
 
 
 def _cosine_loss(y, eta, kappa, df):
@@ -95,6 +102,7 @@ CIRCULAR: dict[str, Family] = {
             rng.vonmises(eta, kappa))).numpy(),
         synthetic_eta=(1.0, 0.5),
         inner_link=lambda u: 2 * torch.atan(u),
+        quantile=_quantile,
         references={None: "torch-nll", "normal": "torch-nll", "laplace": "torch-nll",
                     "studentt": "torch-nll", "cauchy": "torch-nll"},
         mle_equivalent="Fisher & Lee's circular regression (R circular::lm.circular, "

@@ -8,6 +8,7 @@ import numpy as np
 import pyro.distributions as dist
 import torch
 from scipy.special import expit, logsumexp, ndtri, stdtrit
+from scipy.stats import poisson
 
 from ..distributions import NormalSharedScale, PoissonLogRate, SmoothLaplace
 from .base import (Family, _binary_target, _count_target, _identity, _label_target,
@@ -306,6 +307,7 @@ CLASSIC: dict[str, Family] = {
         check_target=_count_target,
         initial_bias=lambda y: math.log(max(float(np.mean(y)), 1e-6)),
         sample=lambda rng, eta, noise, df: rng.poisson(np.exp(eta)).astype(np.float64),
+        quantile=lambda q, eta, s, df: poisson.ppf(q, np.exp(eta)),
         penalties={"normal": lambda tau, scale, n, k: {
             "sklearn PoissonRegressor alpha = 1/(n·τ²)": 1.0 / (n * tau**2)}},
         synthetic_eta=(0.5, 1.0),

@@ -196,6 +196,17 @@ def _family(lik: Likelihood, learned: bool, fixed, dist_support, support: str) -
             with torch.no_grad():
                 return distribution(torch.as_tensor(eta), s, df, 0.0).sample().numpy()
 
+    def quantile(q, eta, scale, df):
+        s = None if scale is None else torch.as_tensor(scale, dtype=torch.float64)
+        d = distribution(torch.as_tensor(eta), s, df, 0.0)
+        try:
+            with torch.no_grad():
+                return d.icdf(torch.full(d.batch_shape, q, dtype=torch.float64)).numpy()
+        except NotImplementedError:
+            raise AttributeError(
+                f"the {lik.name} distribution ({type(d).__name__}) has no quantile function "
+                "(torch's icdf is not implemented for it): no prediction interval") from None
+
     def point(what):
         def rule(eta, s=None):  # used where no fitted scale is at hand (a learned scale: Fit reads it)
             if learned:
@@ -230,6 +241,7 @@ def _family(lik: Likelihood, learned: bool, fixed, dist_support, support: str) -
         references=dict(_ROUTES),
         support=support,
         scale_in_prediction=True,
+        quantile=quantile,
     )
 
 

@@ -25,6 +25,7 @@ import math
 import numpy as np
 import pyro.distributions as dist
 import torch
+from scipy import stats
 from scipy.special import digamma, expit, gammaln, polygamma
 
 from .base import Family
@@ -280,6 +281,27 @@ def _gamma_ridge(tau, shape, n, k):
     return {"sklearn GammaRegressor alpha = 1/(n·k·τ²) (k the shape)": 1.0 / (n * shape * tau**2)}
 
 
+# --- quantile functions (prediction intervals; a count's is an integer) ----------------------
+
+
+def _binomial_quantile(q, eta, trials, df):
+    return stats.binom.ppf(q, trials, expit(eta))
+
+
+def _gamma_quantile(q, eta, k, df):
+    return stats.gamma.ppf(q, k, scale=np.exp(eta) / k)
+
+
+def _nb_quantile(q, eta, alpha, df):
+    # NB2 is scipy's nbinom with n = 1/α successes and success probability 1/(1 + αμ)
+    return stats.nbinom.ppf(q, 1 / alpha, 1 / (1 + alpha * np.exp(eta)))
+
+
+def _beta_quantile(q, eta, phi, df):
+    mu = expit(eta)
+    return stats.beta.ppf(q, mu * phi, (1 - mu) * phi)
+
+
 GLM: dict[str, Family] = {
     "binomial": Family(
         name="binomial",
@@ -299,6 +321,7 @@ GLM: dict[str, Family] = {
         mean=torch.sigmoid,  # the success probability per trial (E[y] = nᵢ·p)
         check_target=_binomial_target,
         initial_bias=lambda y: 0.0,  # (the trials are not seen here: p = ½)
+        quantile=_binomial_quantile,
         sample=lambda rng, eta, trials, df: rng.binomial(
             np.asarray(trials, dtype=np.int64), expit(eta)).astype(np.float64),
         synthetic_input=lambda rng, n: rng.integers(1, 21, n).astype(np.float64),
@@ -329,6 +352,7 @@ GLM: dict[str, Family] = {
         mean=torch.exp,
         check_target=_positive_target("gamma"),
         initial_bias=_log_of_mean,
+        quantile=_gamma_quantile,
         sample=lambda rng, eta, k, df: rng.gamma(k, np.exp(eta) / k),
         synthetic_eta=(0.5, 1.0),
         numpy_terms=_gamma_terms,
@@ -354,6 +378,7 @@ GLM: dict[str, Family] = {
         mean=torch.exp,
         check_target=lambda y: _counts("negative_binomial", y),
         initial_bias=_log_of_mean,
+        quantile=_nb_quantile,
         sample=lambda rng, eta, alpha, df: rng.negative_binomial(
             1 / alpha, 1 / (1 + alpha * np.exp(eta))).astype(np.float64),
         synthetic_eta=(0.5, 1.0),
@@ -378,6 +403,7 @@ GLM: dict[str, Family] = {
         mean=torch.sigmoid,
         check_target=_proportion_target,
         initial_bias=lambda y: float(np.log(np.mean(y) / (1 - np.mean(y)))),
+        quantile=_beta_quantile,
         sample=_beta_sample,
         synthetic_eta=(1.0, 0.0),
         numpy_terms=_beta_terms,

@@ -114,7 +114,6 @@ MIXTURE: dict[str, Family] = {
         initial_bias=_mean_target,
         sample=_sample,
         components=True,
-        scale_name="σₖ (one per component)",
         references={None: "em-mixture", "normal": "em-mixture", "studentt": "em-mixture",
                     "cauchy": "em-mixture"},
         mle_equivalent="mixture of linear regressions (the EM algorithm's target)",

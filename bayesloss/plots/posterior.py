@@ -27,9 +27,10 @@ SITES = ("weight", "bias", "scale", "scale_weight", "scale_bias")  # the summary
 
 def _parameters(post) -> list[tuple[str, str, tuple]]:
     """(label, site, index) for every scalar of the posterior, in summary order; weights and
-    intercepts take the posterior's names (row-major for per-class weights), the learned noise
-    scale and a σ(x) head's ``a``, ``c`` their :func:`~bayesloss.labels.parameter_label`
-    (``scale``, ``log σ: age``, ``log σ: intercept``)."""
+    intercepts take the posterior's names (row-major for per-class weights), the learned extra
+    parameter the family's name for it and a σ(x) head's ``a``, ``c`` theirs
+    (:func:`~bayesloss.labels.parameter_label`: ``scale``, ``alpha``, ``log σ: age``,
+    ``log σ: intercept``)."""
     coef_names = iter(post.names)
     out = []
     for site in SITES:
@@ -37,7 +38,8 @@ def _parameters(post) -> list[tuple[str, str, tuple]]:
             continue
         for idx in np.ndindex(*post.idata.posterior[site].shape[2:]):
             label = next(coef_names) if site in ("weight", "bias") \
-                else parameter_label(site, idx, post.feature_names)
+                else parameter_label(site, idx, post.feature_names,
+                                     scale_name=post.spec.family.scale_name)
             out.append((label, site, idx))
     return out
 
