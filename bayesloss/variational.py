@@ -88,7 +88,7 @@ from pyro.infer.autoguide import (
 )
 
 from .engine import ElboPlateau, Solver, run_adam
-from .models import build_model, linear_mean
+from .models import build_model, linear_mean, predictor
 from .potential import GaussianApproximation, Potential, shift_directions
 from .spec import ConvergenceWarning
 
@@ -242,8 +242,10 @@ class _GuideProblem:
 
     def __init__(self, potential: Potential):
         self.spec, self.X, self.y = potential.spec, potential.X, potential.y
+        # the family's predictor around it: an inner link (von_mises, b + 2·atan(x·w)) too
+        mean = predictor(self.spec.family, _particle_mean(self.spec.family.multiclass))
         self._model = build_model(self.spec, self.X.shape[1], potential.n_outputs,
-                                  mean_fn=_particle_mean(self.spec.family.multiclass))
+                                  mean_fn=mean)
 
     def model(self, smoothing: float = 0.0):
         return self._model
@@ -329,7 +331,11 @@ def fit_guide(potential: Potential, approx: GaussianApproximation, guide: str = 
     pyro.set_rng_seed(seed)
     problem = _GuideProblem(potential)
     q = _make_guide(guide, problem.model(), approx)
-    q(problem.X, problem.y)  # creates the parameters
+    # creates the parameters, at the autoguide's own start (drawn from the prior), where a
+    # distribution may reject its arguments (beta's shapes underflow on unscaled columns):
+    # only their shapes count, start() sets their values next
+    with pyro.validation_enabled(False):
+        q(problem.X, problem.y)
     q.start(approx)
     plateau = ElboPlateau(WINDOW, PLATEAU_TOL, DECAYS)
     solver = Solver(optimizer="adam", seed=seed, num_steps=MAX_STEPS, lr=LR,
