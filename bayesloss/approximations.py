@@ -227,7 +227,8 @@ def approximations(
     prior, prior_scale, noise_scale, trials, components, df, prior_df, fit_intercept, \
 penalize_intercept:
         The model, as in :func:`bayesloss.posterior` (``trials``: binomial's per-row number of
-        trials; ``components``: gaussian_mixture's K, whose posterior is Laplace only).
+        trials; ``components``: gaussian_mixture's K, refused: its posterior is Laplace only,
+        with nothing to compare).
     chains, warmup, draws:
         NUTS's settings; the Laplace and VI methods draw ``chains × draws`` too.
     seed:
@@ -270,6 +271,11 @@ penalize_intercept:
                     fit_intercept=fit_intercept, penalize_intercept=penalize_intercept)
     spec = make_spec(likelihood, estimator="mle" if prior is None else "map",
                      **{**model_kw, "prior": prior or "normal"})
+    if spec.family.components:  # before any method runs
+        raise ValueError(f"{likelihood}: its posterior has K! label-permuted copies of every "
+                         "mode, so NUTS (the reference) and the guides are refused; only its "
+                         "Laplace approximation at the fit's ordered mode exists "
+                         "(posterior(..., method='laplace'))")
     if spec.kinked and "laplace" in methods:  # before any method runs
         raise ValueError(f"{spec.label()} has kinks (a laplace likelihood or prior): its "
                          "Laplace approximation does not exist; leave 'laplace' out of methods")

@@ -632,6 +632,7 @@ def shrinkage_path(
     *,
     prior: str = "normal",
     noise_scale: Optional[float] = None,
+    trials=None,
     df: float = 4.0,
     prior_df: float = 3.0,
     fit_intercept: bool = True,
@@ -648,13 +649,14 @@ def shrinkage_path(
     AutoDelta's mode in the constrained space and ``mode`` the Laplace approximation's
     (equal for the coefficients unless a learned scale's Jacobian moves them). ``parameter``
     names the coefficients as every table does (:func:`~bayesloss.labels.parameter_label`:
-    ``feature_names``, else a DataFrame ``X``'s columns, else ``x0, x1, …``).
+    ``feature_names``, else a DataFrame ``X``'s columns, else ``x0, x1, …``). ``trials``:
+    binomial's number of trials per row, as in :func:`bayesloss.fit`.
     """
     from scipy.stats import norm
 
     rows = []
-    model_kw = dict(prior=prior, noise_scale=noise_scale, df=df, prior_df=prior_df,
-                    fit_intercept=fit_intercept)
+    model_kw = dict(prior=prior, noise_scale=noise_scale, trials=trials, df=df,
+                    prior_df=prior_df, fit_intercept=fit_intercept)
     z = norm.ppf(0.5 + prob / 2)
     features = feature_labels(frame_names(X) if feature_names is None else feature_names,
                               np.shape(X)[1])
@@ -667,9 +669,7 @@ def shrinkage_path(
         point = fit(Xc, yc, likelihood, estimator="map", prior_scale=tau, seed=seed, **model_kw)
         k = int(yc.max()) + 1 if spec.family.multiclass else 1
         potential = Potential(spec, Xc, yc, k)
-        approx = laplace_approximation(potential, {"weight": point.coef_,
-                                                   "bias": point.intercept_,
-                                                   "scale": point.scale_})
+        approx = laplace_approximation(potential, point.params_)
         names, idx = _coef_layout(potential, features)
         sd = np.sqrt(np.diag(approx.cov)[idx])
         point_values = np.r_[np.ravel(point.coef_), np.ravel(point.intercept_)] \

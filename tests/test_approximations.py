@@ -133,6 +133,8 @@ def test_flat_prior_exact_reference_is_statsmodels_ols():
     (dict(methods=["laplace", "laplace"]), "once"),
     (dict(reference="advi"), "reference must be"),
     (dict(likelihood="laplace", reference="nuts"), "leave 'laplace' out"),
+    (dict(likelihood="gaussian_mixture", noise_scale=None, reference="nuts",
+          methods=["map", "laplace"]), "label-permuted"),
 ])
 def test_bad_requests_are_clear_value_errors(kwargs, match):
     X, y = _correlated(n=30)

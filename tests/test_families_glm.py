@@ -423,3 +423,17 @@ def test_cli_binomial_reads_the_trials_column(tmp_path, capsys, grouped):
                  "--trials", "n"]) == 0
     out = capsys.readouterr().out
     assert out.rstrip().endswith("PASS") and "n = 600, d = 2" in out  # features a, b only
+
+
+
+def test_shrinkage_path_of_a_binomial_takes_its_trials():
+    """The shrinkage path (drawn by ``bayesloss posterior --out``) fits with the rows' trials:
+    its MAP at each τ is fit()'s, per-row trials included."""
+    from bayesloss.data import make_synthetic
+    from bayesloss.posterior import shrinkage_path
+
+    d = make_synthetic("binomial", n=200, d=2, seed=1, scale_range=(0.5, 2.0))
+    path = shrinkage_path(d.X, d.y, "binomial", [0.3, 3.0], **d.inputs)
+    for tau, rows in path.groupby("prior_scale"):
+        est = bayesloss.fit(d.X, d.y, "binomial", estimator="map", prior_scale=tau, **d.inputs)
+        np.testing.assert_allclose(rows["map"], np.r_[est.coef_, est.intercept_], rtol=1e-12)

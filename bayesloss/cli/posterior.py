@@ -62,7 +62,7 @@ def _posterior(args) -> int:
             taus = args.prior_scale * np.logspace(-2, 2, 9)
             shrinkage = shrinkage_path(_frame(d), d.y, args.likelihood, taus, prior=prior,
                                        noise_scale=args.noise_scale, df=args.df,
-                                       fit_intercept=fit_intercept)
+                                       fit_intercept=fit_intercept, **d.inputs)
         paths = save_figures(post, out, shrinkage)
         print(f"wrote {out / 'posterior_summary.csv'}, {out / 'posterior.nc'} and "
               f"{len(paths)} figures to {out}")
