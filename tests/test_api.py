@@ -201,3 +201,20 @@ def test_poisson_prediction_is_a_float_mode():
     pred = fit.predict(d.X)
     assert pred.dtype == np.float64
     np.testing.assert_array_equal(pred, np.floor(fit.predict_mean(d.X)))
+
+
+def test_subpackages_load_on_first_use_after_a_bare_import():
+    """``import bayesloss`` then ``bayesloss.plots.plot_forest`` / ``bayesloss.data``, as the
+    guides write them, in a fresh interpreter (in this one other tests imported them)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, bayesloss; assert 'bayesloss.plots' not in sys.modules; "
+            "bayesloss.plots.plot_forest; bayesloss.data.make_synthetic; bayesloss.sklearn; "
+            "bayesloss.experiments.run_sweep; bayesloss.io.read_table; "
+            "bayesloss.diagnostics.summary\n"
+            "try:\n    bayesloss.nothing\nexcept AttributeError as e:\n    print(e)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "has no attribute 'nothing'" in done.stdout
