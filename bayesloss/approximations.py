@@ -128,7 +128,7 @@ def _posterior_moments(post: Posterior, features) -> dict:
            for name, m, v in zip(post.names, post.mean_, np.diag(post.cov_))}
     if "scale" not in post.idata.posterior:
         return out
-    label = parameter_label("scale", (), features)
+    label = parameter_label("scale", (), features, scale_name=post.spec.family.scale_name)
     if post.method == "laplace":
         (site,) = [s for s in post.potential.sites if s.name == "scale"]
         mu = post.approximation.mode[site.start]
@@ -177,7 +177,8 @@ def _point_moments(point, features) -> dict:
     for site, value in values:
         value = np.asarray(value)
         for idx in np.ndindex(*value.shape):
-            labels.append(parameter_label(site, idx, features))
+            labels.append(parameter_label(site, idx, features,
+                                          scale_name=point.spec.family.scale_name))
             means.append(float(value[idx]))
     sd = (np.full(len(labels), np.nan) if point.cov_ is None
           else np.sqrt(np.clip(np.diag(point.cov_), 0.0, None)))

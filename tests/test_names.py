@@ -121,6 +121,9 @@ def test_a_familys_extra_parameter_is_named_by_the_family_everywhere():
     assert list(post.summary()["parameter"]) == names
     assert [ax.get_title() for ax in plot_posterior(post)] == names
     assert parameter_label("scale", (), None, "kappa") == "kappa"
+    table = bayesloss.approximations(X, y, "negative_binomial", methods=["map", "laplace"],
+                                     chains=1, warmup=50, draws=MIN_DRAWS)
+    assert set(table["parameter"]) == set(names)
 
 
 def test_hetero_scale_head_and_network_names():
