@@ -214,6 +214,9 @@ def _candidates(kind: str, y, trials, likelihoods) -> pd.DataFrame:
         proposed, reason = admission(kind, family.support, y, trials)
         if proposed and family.scale_head:
             proposed, reason = False, "its σ(x) head is fitted by fit(), not sampled"
+        if proposed and family.components:
+            proposed, reason = False, ("its posterior has K! label-permuted copies of every "
+                                       "mode: NUTS cannot sample it")
         if likelihoods is not None:
             reason = ("named" if name in likelihoods else "not named") + (
                 "" if proposed else f" (by kind: {reason})")

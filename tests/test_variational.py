@@ -286,6 +286,10 @@ def test_cli_posterior_by_vi(conjugate, tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0 and "method='vi'" in out and "guide mvn:" in out and "Pareto k̂" in out
     assert "temp" in out and "pressure" in out
+    # the mean-field guide on this correlated posterior: k̂ > 0.7, exit 1 as an unhealthy sampler
+    rc = main(["posterior", "gaussian", "--data", str(path), "--target", "y", "--method",
+               "vi", "--guide", "diagonal", "--chains", "2", "--draws", "100", "--quiet"])
+    assert rc == 1 and "ApproximationWarning" in capsys.readouterr().err
 
 
 def test_vi_fits_the_model_with_its_inner_link():

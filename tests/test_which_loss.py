@@ -292,3 +292,16 @@ def test_densities_and_probabilities_are_told_apart_by_the_support(monkeypatch):
     studies._same_measure(["gaussian", "unscaled_real"])  # two densities: no error
     with pytest.raises(ValueError, match="mean nothing"):
         studies._same_measure(["unscaled_real", "poisson"])
+
+
+def test_a_mixture_is_not_proposed_and_reasons_state_only_what_holds():
+    # a mixture's posterior has label-permuted modes (NUTS refuses it): not proposed, with why
+    y = np.random.default_rng(0).normal(size=50)
+    table = studies._candidates("real", y, None, None)
+    assert not table.loc["gaussian_mixture", "proposed"]
+    assert "label-permuted" in table.loc["gaussian_mixture", "reason"]
+    # the proportion check names exact 0s and 1s only where there are some
+    from bayesloss.families.support import membership
+
+    assert "exact 0 or 1" not in membership("proportion", np.array([0.2, 3.0, 18.9]))
+    assert "exact 0 or 1" in membership("proportion", np.array([0.0, 0.5, 0.7]))

@@ -22,8 +22,9 @@ LABEL_LIKELIHOODS = ("bernoulli", "categorical")  # targets that are class label
 #: exit code → meaning, the same for every subcommand
 EXIT_CODES = {
     0: "done (every check row passed, every fit converged, the sampler healthy)",
-    1: "a check row failed, a fit or sampler did not converge (R-hat, ESS, E-BFMI), or "
-       "sweep runs failed",
+    1: "a check row failed, a fit or sampler did not converge (R-hat, ESS, E-BFMI), a "
+       "variational posterior missed the posterior's shape (Pareto k̂ > 0.7), or sweep runs "
+       "failed",
     2: "bad input (arguments, data, config) or a missing optional package (the message names "
        "the extra to install)",
     3: "numerical failure: a fit diverged (NaN or infinite objective) or NUTS had divergent "
@@ -145,11 +146,17 @@ def _sampler_args(parser) -> None:
 
 
 def _health_code(posteriors) -> int:
-    """3 where NUTS diverged, 1 where it did not converge by R-hat / ESS / E-BFMI, else 0."""
+    """3 where NUTS diverged, 1 where it did not converge by R-hat / ESS / E-BFMI or a
+    variational posterior's Pareto k̂ says it misses the posterior's shape, else 0."""
+    from ..diagnostics import PARETO_K_MAX
+
+    posteriors = list(posteriors)
     health = [p.info["health"] for p in posteriors if "health" in p.info]
     if any(h["divergences"] for h in health):
         return 3
-    return 1 if any(h["problems"] for h in health) else 0
+    unhealthy = any(h["problems"] for h in health)
+    return 1 if unhealthy or any(p.info.get("khat", -np.inf) > PARETO_K_MAX
+                                 for p in posteriors) else 0
 
 
 def _subcommand(sub, name: str, help: str, description: str):

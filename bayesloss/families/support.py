@@ -125,8 +125,9 @@ def membership(kind: str, y, trials=None) -> Optional[str]:
         return None if low > 0 else f"{int((y <= 0).sum())} values ≤ 0 (min {low:g})"
     if kind == "proportion":
         out = int(((y <= 0) | (y >= 1)).sum())
+        edge = "; exact 0 or 1 included" if ((y == 0) | (y == 1)).any() else ""
         return None if not out else (f"{out} values outside (0, 1) (range [{low:g}, {high:g}]"
-                                     "; exact 0 or 1 included)")
+                                     f"{edge})")
     if kind == "angle":
         out = int(((y <= -math.pi) | (y > math.pi)).sum())
         return None if not out else f"{out} values outside (−π, π] (range [{low:g}, {high:g}])"
