@@ -225,11 +225,12 @@ def approximations(
         ``"nuts"`` (run whether or not ``methods`` names it) or ``"exact"``: the closed-form
         Gaussian posterior, for conjugate models only (gaussian likelihood, ``noise_scale``
         given, ``prior="normal"`` or None); a ValueError otherwise.
-    prior, prior_scale, noise_scale, trials, components, df, prior_df, fit_intercept, \
-penalize_intercept:
+    prior, prior_scale, noise_scale, trials, components, df, prior_df:
         The model, as in :func:`bayesloss.posterior` (``trials``: binomial's per-row number of
         trials; ``components``: gaussian_mixture's K, refused: its posterior is Laplace only,
         with nothing to compare).
+    fit_intercept, penalize_intercept:
+        As in :func:`bayesloss.posterior`.
     chains, warmup, draws:
         NUTS's settings; the Laplace and VI methods draw ``chains × draws`` too.
     seed:
