@@ -135,14 +135,15 @@ def test_trace_has_one_row_per_parameter_and_a_line_per_chain(unscaled):
     assert axes.shape == (4, 2)
     assert [ax.get_title() for ax in axes[:, 0]] == _labels(post)
     assert axes[0, 1].get_legend() is not None
-    assert [t.get_text() for t in axes[0, 1].get_legend().get_texts()] == ["chain 0", "chain 1"]
+    # Laplace draws: independent sets, not chains after a warm-up
+    assert [t.get_text() for t in axes[0, 1].get_legend().get_texts()] == ["set 0", "set 1"]
     weights = post.idata.posterior["weight"].values
     for j in range(2):
         lines = axes[j, 1].lines
         assert len(lines) == 2
         for c, line in enumerate(lines):
             np.testing.assert_array_equal(line.get_ydata(), weights[c, :, j])
-        assert axes[j, 1].get_xlabel() == "draw (after warm-up)"
+        assert axes[j, 1].get_xlabel() == "draw (independent)"
         assert axes[j, 1].get_ylabel() == post.names[j]
     assert overlapping_texts(axes[0, 0].figure) == []
 

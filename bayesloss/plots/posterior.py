@@ -104,17 +104,20 @@ def plot_trace(post, axes=None):
     axes = np.reshape(axes, (len(params), 2))
     for density in axes[:, 0]:
         density.locator_params(axis="x", nbins=4)
+    # Laplace and variational draws are independent sets, not Markov chains after a warm-up
+    sampled = post.method == "nuts"
     for (density, trace), (label, site, idx) in zip(axes, params):
         draws = _chains(post, site, idx)
         bins = np.histogram_bin_edges(draws, bins=30)
         for c, chain in enumerate(draws):
             density.hist(chain, bins=bins, density=True, histtype="step", color=f"C{c}")
-            trace.plot(chain, color=f"C{c}", lw=0.6, alpha=0.8, label=f"chain {c}")
+            trace.plot(chain, color=f"C{c}", lw=0.6, alpha=0.8,
+                       label=f"chain {c}" if sampled else f"set {c}")
         density.set_title(label, fontsize="medium")
         density.set_xlabel(label)
         density.set_ylabel("density")
         trace.set_title(f"{label}: draws", fontsize="medium")
-        trace.set_xlabel("draw (after warm-up)")
+        trace.set_xlabel("draw (after warm-up)" if sampled else "draw (independent)")
         trace.set_ylabel(label)
     if post.idata.posterior.sizes["chain"] > 1:
         axes[0, 1].legend(fontsize="small", ncol=post.idata.posterior.sizes["chain"],
