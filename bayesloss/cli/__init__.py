@@ -30,8 +30,8 @@ from ..io import is_table_path
 from ..optional import MissingExtraError
 from ..priors import PRIORS
 from .common import (
-    BUILTIN, EPILOG, EXIT_CODES, LIKELIHOOD_HELP, MATRICES, _data_args, _formula_arg, _frame, _load,
-    _load_formula, _noise_args, _subcommand,
+    BUILTIN, EPILOG, EXIT_CODES, LIKELIHOOD_HELP, MATRICES, _data_args, _design, _formula_arg,
+    _frame, _load, _noise_args, _subcommand,
 )
 from .posterior import add_posterior_parsers
 
@@ -187,10 +187,7 @@ def _fit(args) -> int:
     from ..references import reference_fit
 
     model = _model_kwargs(args)
-    if args.formula:
-        d, model["fit_intercept"] = _load_formula(args, args.likelihood)
-    else:
-        d = _load(args, args.likelihood)
+    d, model["fit_intercept"] = _design(args)
     X = _frame(d)
     ours = fit(X, d.y, args.likelihood, optimizer=args.optimizer, batch_size=args.batch_size,
                seed=args.seed, progress=interactive(), **model, **d.inputs)

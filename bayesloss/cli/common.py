@@ -93,6 +93,14 @@ def _load_formula(args, likelihood: str):
     return data, design.formula.fit_intercept
 
 
+def _design(args):
+    """The data of a command that fits ``args.likelihood``: the design a ``--formula`` builds
+    (and whether it has an intercept), else ``--data`` as :func:`_load` reads it (with one)."""
+    if args.formula:
+        return _load_formula(args, args.likelihood)
+    return _load(args, args.likelihood), True
+
+
 def _frame(data) -> pd.DataFrame:
     """The design with its column names, which label the weights in every summary."""
     return pd.DataFrame(data.X, columns=[str(c) for c in data.feature_names])

@@ -14,8 +14,8 @@ from ..io import is_table_path
 from ..priors import PRIORS
 from ..variational import GUIDES
 from .common import (
-    BUILTIN, LIKELIHOOD_HELP, _data_args, _formula_arg, _frame, _health_code, _load,
-    _load_formula, _noise_args, _sampler_args, _subcommand,
+    BUILTIN, LIKELIHOOD_HELP, _data_args, _design, _formula_arg, _frame, _health_code, _load,
+    _noise_args, _sampler_args, _subcommand,
 )
 
 
@@ -27,17 +27,14 @@ def _posterior(args) -> int:
     from ..plots.posterior import save_figures
     from ..posterior import posterior, shrinkage_path
 
-    fit_intercept = True
-    if args.formula:  # before anything is written to --out
-        d, fit_intercept = _load_formula(args, args.likelihood)
-    else:
-        d = _load(args, args.likelihood)
+    d, fit_intercept = _design(args)  # before anything is written to --out
     prior = None if args.prior == "flat" else args.prior
     post = posterior(_frame(d), d.y, args.likelihood, prior=prior, prior_scale=args.prior_scale,
                      fit_intercept=fit_intercept,
                      noise_scale=args.noise_scale, df=args.df, components=args.components,
-                     method=args.method, guide=args.guide, chains=args.chains, warmup=args.warmup, draws=args.draws,
-                     seed=args.seed, progress=False if args.quiet else None, **d.inputs)
+                     method=args.method, guide=args.guide, chains=args.chains,
+                     warmup=args.warmup, draws=args.draws, seed=args.seed,
+                     progress=False if args.quiet else None, **d.inputs)
     print(f"data: {d.name}, n = {d.X.shape[0]}, d = {d.X.shape[1]};  {post!r};  "
           f"chains: {post.info['chains']}")
     table = post.summary()
@@ -91,16 +88,12 @@ def _approximations(args) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from ..approximations import approximations
     import matplotlib.pyplot as plt
 
+    from ..approximations import approximations
     from ..plots import plot_approximations
 
-    fit_intercept = True
-    if args.formula:  # before anything is written to --out
-        d, fit_intercept = _load_formula(args, args.likelihood)
-    else:
-        d = _load(args, args.likelihood)
+    d, fit_intercept = _design(args)  # before anything is written to --out
     methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
     table = approximations(
         _frame(d), d.y, args.likelihood, **({"methods": methods} if methods else {}),
